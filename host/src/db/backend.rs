@@ -1,0 +1,140 @@
+//! Everything that differs between SQLite and PostgreSQL.
+
+use sqlx::{AnyConnection, Connection, Executor};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file, WAL.
+    Sqlite,
+    /// For operators who run several replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// Pick the backend from a database URL.
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!("database URL must start with sqlite: or postgres:// (got {})", redact_url(url))
+        }
+    }
+
+    /// SQLite: create the file when missing.
+    pub fn normalize_url(self, url: &str) -> String {
+        match self {
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                if url.contains('?') { format!("{url}&mode=rwc") } else { format!("{url}?mode=rwc") }
+            }
+            _ => url.to_owned(),
+        }
+    }
+
+    /// Run this backend's migrations on a connection of its own (on PostgreSQL the pooled connections
+    /// run as `aula_app`, which may not create tables).
+    pub async fn migrate(self, url: &str) -> anyhow::Result<()> {
+        let mut conn = AnyConnection::connect(url).await?;
+        match self {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&mut conn).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&mut conn).await?,
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Settings for every new pooled connection.
+    pub async fn prepare_connection(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        match self {
+            Backend::Sqlite => {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+            }
+            Backend::Postgres => {
+                // Superusers bypass row-level security; act as aula_app when we may, so the policies
+                // hold even when the operator connects as a superuser.
+                let may: Option<(i64,)> = sqlx::query_as(
+                    "SELECT 1::bigint FROM pg_roles WHERE rolname = 'aula_app' \
+                     AND pg_has_role(current_user, 'aula_app', 'MEMBER')",
+                )
+                .fetch_optional(&mut *conn)
+                .await?;
+                if may.is_some() {
+                    conn.execute("SET ROLE aula_app").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How a transaction starts. SQLite takes the write lock at once, so two writers queue on the busy
+    /// timeout instead of failing when a read transaction is upgraded.
+    pub fn begin_statement(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// The statement that sets a transaction-local setting for row-level security, if the backend has it.
+    pub fn set_local_sql(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SELECT set_config($1, $2, true)"),
+        }
+    }
+
+    /// An SQL expression reading `key` (a bound parameter) from a JSON object column as text.
+    pub fn json_text(self, column: &str, param: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("CAST(json_extract({column}, '$.\"' || {param} || '\"') AS TEXT)"),
+            Backend::Postgres => format!("(({column})::jsonb ->> {param})"),
+        }
+    }
+
+    /// The names of every table with a `tenant_id` column, from the catalog.
+    pub fn tenant_tables_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+                 WHERE m.type = 'table' AND c.name = 'tenant_id' ORDER BY m.name"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND column_name = 'tenant_id' ORDER BY table_name"
+            }
+        }
+    }
+
+    /// The column names of a table, from the catalog (`$1` is the table name).
+    pub fn columns_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+            Backend::Postgres => {
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+            }
+        }
+    }
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:****{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,293 @@
+//! Database access.
+//!
+//! The whole host speaks to the database through three handles, so that a tenant query cannot be written
+//! without its tenant:
+//! - [`TenantDb`] holds one tenant's id. Every statement it prepares has the tenant bound as `$1`, and on
+//!   PostgreSQL every transaction it opens sets `aula.tenant_id`, which the row-level security policies check.
+//! - [`PlatformDb`] is for the few places that work across tenants (resolving a host or a token, the
+//!   operator's tenant lifecycle). Its transactions set `aula.platform`.
+//! - [`Db`] is the pool itself; only this module and start-up code touch it directly.
+//!
+//! What differs between SQLite and PostgreSQL lives in [`backend`] and in `migrations/<backend>/`.
+
+pub mod backend;
+mod sql;
+
+pub use backend::Backend;
+pub use sql::{Arg, Sql};
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Arguments, Transaction};
+use std::time::Duration;
+
+/// A query with the arguments bound so far.
+pub type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// The connection pool and which backend it speaks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connect, create the SQLite file if needed, and run the migrations of the backend.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = backend.normalize_url(url);
+        backend.migrate(&url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| Box::pin(async move { backend.prepare_connection(conn).await }))
+            .connect(&url)
+            .await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A handle for one tenant's data.
+    pub fn tenant(&self, tenant_id: &str) -> TenantDb {
+        TenantDb { db: self.clone(), tenant_id: tenant_id.to_owned() }
+    }
+
+    /// A handle for work across tenants (operator actions, host and token resolution).
+    pub fn platform(&self) -> PlatformDb {
+        PlatformDb { db: self.clone() }
+    }
+
+    /// Is the database reachable? Used by `/readyz`.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Close every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self, setting: (&str, &str)) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.begin_with(self.backend.begin_statement(), setting).await
+    }
+
+    async fn begin_with(
+        &self,
+        statement: &'static str,
+        setting: (&str, &str),
+    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let mut tx = self.pool.begin_with(statement).await?;
+        if let Some(sql) = self.backend.set_local_sql() {
+            sqlx::query(sql).bind(setting.0.to_owned()).bind(setting.1.to_owned()).execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+}
+
+/// One tenant's view of the database.
+#[derive(Clone)]
+pub struct TenantDb {
+    db: Db,
+    tenant_id: String,
+}
+
+impl std::fmt::Debug for TenantDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantDb").field("tenant_id", &self.tenant_id).finish()
+    }
+}
+
+impl TenantDb {
+    /// The tenant this handle is bound to.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The backend behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    /// Open a transaction bound to this tenant.
+    pub async fn begin(&self) -> Result<TenantTx, sqlx::Error> {
+        let tx = self.db.begin(("aula.tenant_id", &self.tenant_id)).await?;
+        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+    }
+
+    /// Open a transaction for reading only. On SQLite it takes no write lock, so reads run side by side.
+    pub async fn begin_read(&self) -> Result<TenantTx, sqlx::Error> {
+        let tx = self.db.begin_with("BEGIN", ("aula.tenant_id", &self.tenant_id)).await?;
+        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+    }
+}
+
+/// A transaction bound to one tenant. Statements made through it have the tenant bound as `$1`.
+pub struct TenantTx {
+    tx: Transaction<'static, Any>,
+    tenant_id: String,
+    backend: Backend,
+}
+
+impl TenantTx {
+    /// The tenant of this transaction.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The backend behind this transaction.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Prepare a statement whose `$1` is this tenant. The SQL must use `$1` as the tenant filter (or the
+    /// tenant column of an insert); further arguments start at `$2`.
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q> {
+        debug_assert!(sql.contains("$1"), "tenant statement without $1: {sql}");
+        sqlx::query(sql).bind(self.tenant_id.clone())
+    }
+
+    /// Run a statement built with [`Sql`] (which reserves `$1` for the tenant).
+    pub async fn fetch_all_sql(&mut self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
+        debug_assert!(sql.text().contains("$1"), "tenant statement without $1: {}", sql.text());
+        let args = sql.arguments(Some(&self.tenant_id));
+        sqlx::query_with(sql.text(), args).fetch_all(&mut *self.tx).await
+    }
+
+    /// Run a statement built with [`Sql`] and return the first row, if any.
+    pub async fn fetch_optional_sql(&mut self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
+        let args = sql.arguments(Some(&self.tenant_id));
+        sqlx::query_with(sql.text(), args).fetch_optional(&mut *self.tx).await
+    }
+
+    /// Execute a statement built with [`Sql`].
+    pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
+        let args = sql.arguments(Some(&self.tenant_id));
+        Ok(sqlx::query_with(sql.text(), args).execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    /// The connection, for `query.fetch_*(tx.conn())`.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Commit the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// Cross-tenant access for the operator and for resolving hosts and tokens.
+#[derive(Clone)]
+pub struct PlatformDb {
+    db: Db,
+}
+
+impl PlatformDb {
+    /// Open a transaction with platform rights.
+    pub async fn begin(&self) -> Result<PlatformTx, sqlx::Error> {
+        let tx = self.db.begin(("aula.platform", "on")).await?;
+        Ok(PlatformTx { tx, backend: self.db.backend })
+    }
+
+    /// The backend behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    /// The tenant handle for one tenant.
+    pub fn tenant(&self, tenant_id: &str) -> TenantDb {
+        self.db.tenant(tenant_id)
+    }
+}
+
+/// A transaction with platform rights.
+pub struct PlatformTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl PlatformTx {
+    /// The connection, for `query.fetch_*(tx.conn())`.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// The backend behind this transaction.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Run a statement built with [`Sql`] (no tenant reserved).
+    pub async fn fetch_all_sql(&mut self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
+        sqlx::query_with(sql.text(), sql.arguments(None)).fetch_all(&mut *self.tx).await
+    }
+
+    /// Execute a statement built with [`Sql`] (no tenant reserved).
+    pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query_with(sql.text(), sql.arguments(None)).execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    /// Commit the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// Build arguments from a list of values.
+pub(crate) fn bind_all<'q>(args: &[Arg], first: Option<&str>) -> AnyArguments<'q> {
+    let mut out = AnyArguments::default();
+    if let Some(first) = first {
+        let _ = out.add(first.to_owned());
+    }
+    for arg in args {
+        let _ = match arg {
+            Arg::Text(s) => out.add(s.clone()),
+            Arg::Int(i) => out.add(*i),
+            Arg::Real(f) => out.add(*f),
+            Arg::Null => out.add(Option::<String>::None),
+        };
+    }
+    out
+}
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Render unix milliseconds as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Is this database error a unique-constraint violation, and of which index?
+/// Both backends name the index in the message when it is an expression index, and PostgreSQL
+/// always reports the constraint name; the index names end in `_key`.
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    if !matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation) {
+        return None;
+    }
+    if let Some(name) = db.constraint() {
+        return Some(name.to_owned());
+    }
+    Some(db.message().to_owned())
+}
+
+/// Is this a foreign-key violation?
+pub fn foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
+}

@@ -1,0 +1,201 @@
+//! What every resource module uses: the JSON body extractor with precise errors, query parsing,
+//! pagination, and field checks.
+
+use crate::error::ApiError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A JSON body. Malformed JSON, unknown fields, wrong types and oversized bodies become precise 4xx errors.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            // serde names the path and the problem: "users[2].email: unknown field `x`, expected …"
+            let text = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
+            let (field, message) = match text.split_once(": ") {
+                Some((path, msg)) if !path.contains(' ') => (Some(path.to_owned()), msg.to_owned()),
+                _ => (None, text.clone()),
+            };
+            let (code, field) = if let Some(name) = message.strip_prefix("unknown field `") {
+                let name = name.split('`').next().unwrap_or_default().to_owned();
+                let full = match field {
+                    Some(p) if p != "." => format!("{p}.{name}"),
+                    _ => name,
+                };
+                ("unknown_field", Some(full))
+            } else if let Some(name) = message.strip_prefix("missing field `") {
+                let name = name.split('`').next().unwrap_or_default().to_owned();
+                let full = match field {
+                    Some(p) if p != "." => format!("{p}.{name}"),
+                    _ => name,
+                };
+                ("missing_field", Some(full))
+            } else {
+                ("invalid_field", field.filter(|f| f != "."))
+            };
+            ApiError::BadRequest { code, message, field }
+        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
+            code: "malformed_json",
+            message: format!(
+                "the body is not valid JSON: {}",
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+            ),
+            field: None,
+        },
+        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
+            code: "unsupported_media_type",
+            message: "send the body as JSON with Content-Type: application/json".into(),
+            field: None,
+        },
+        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        other => ApiError::BadRequest { code: "bad_body", message: other.body_text(), field: None },
+    }
+}
+
+/// Query parameters, with the same error shape as bodies.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                let text = e.body_text();
+                let message = text.trim_start_matches("Failed to deserialize query string: ").to_owned();
+                let field = message
+                    .strip_prefix("unknown field `")
+                    .map(|n| n.split('`').next().unwrap_or_default().to_owned());
+                Err(ApiError::BadRequest {
+                    code: if field.is_some() { "unknown_parameter" } else { "invalid_parameter" },
+                    message,
+                    field,
+                })
+            }
+            Err(other) => Err(ApiError::BadRequest { code: "invalid_parameter", message: other.body_text(), field: None }),
+        }
+    }
+}
+
+/// Pagination parameters shared by every list.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PageParams {
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The limit, checked.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=500).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::invalid("limit", "must be between 1 and 500")),
+        }
+    }
+}
+
+/// One page of a list, in a stable order, with a link to the next page.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Cursor for the next page, if there is one.
+    pub next_cursor: Option<String>,
+    /// The URL of the next page, if there is one.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Build a page from up to `limit + 1` fetched rows (the extra row only says there is more);
+    /// `key` gives the cursor of an item.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, uri: &axum::http::Uri, key: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        Page::new(rows, more, uri, key)
+    }
+
+    /// Build a page from items already cut to the limit.
+    pub fn new(items: Vec<T>, more: bool, uri: &axum::http::Uri, key: impl Fn(&T) -> String) -> Page<T> {
+        let next_cursor = if more { items.last().map(&key) } else { None };
+        let next = next_cursor.as_ref().map(|c| next_link(uri, c));
+        Page { items, next_cursor, next }
+    }
+}
+
+fn next_link(uri: &axum::http::Uri, cursor: &str) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(query) = uri.query() {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if k != "cursor" {
+                q.append_pair(&k, &v);
+            }
+        }
+    }
+    q.append_pair("cursor", cursor);
+    format!("{}?{}", uri.path(), q.finish())
+}
+
+/// Check a required text field: trimmed, not empty, at most `max` characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("must have at most {max} characters")));
+    }
+    if v.chars().any(|c| c.is_control()) {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Check an optional text field.
+pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// Check an e-mail address (shape only; delivery proves the rest). Returns it lower-cased.
+pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
+    let v = text(field, value, 254)?.to_lowercase();
+    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+    }) && !v.contains(char::is_whitespace)
+        && v.matches('@').count() == 1;
+    if !ok {
+        return Err(ApiError::invalid(field, "must be an e-mail address such as ada@example.com"));
+    }
+    Ok(v)
+}
+
+/// Deserialize a field that may be absent, `null` (clear it) or a value: `Option<Option<T>>`.
+pub fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}

@@ -1,0 +1,87 @@
+//! The HTTP edge: one module per resource, each adding its operations to the [`api::Api`] table, merged
+//! here with the operational endpoints and the middleware.
+
+pub mod api;
+pub mod common;
+
+mod audit;
+mod auth;
+mod grants;
+mod ops;
+mod orgs;
+mod platform;
+mod profile_fields;
+mod roles;
+mod segments;
+mod tags;
+mod tenant;
+mod tokens;
+mod users;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::time::Instant;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Every API operation, in one table.
+pub fn api() -> api::Api {
+    let mut api = api::Api::new();
+    auth::routes(&mut api);
+    tenant::routes(&mut api);
+    users::routes(&mut api);
+    orgs::routes(&mut api);
+    tags::routes(&mut api);
+    segments::routes(&mut api);
+    profile_fields::routes(&mut api);
+    roles::routes(&mut api);
+    grants::routes(&mut api);
+    tokens::routes(&mut api);
+    audit::routes(&mut api);
+    platform::routes(&mut api);
+    api
+}
+
+/// The complete router with middleware, given the state (which holds the OpenAPI document of `api`).
+pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(api_router)
+        .merge(ops::router())
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn(track_metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("aula_http_requests_total", &labels).increment(1);
+    metrics::histogram!("aula_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,96 @@
+//! Aula: a multi-tenant learning platform host.
+//!
+//! `main.rs` only parses the command line; everything the tests start is here: [`Application::build`]
+//! connects the database and assembles the router, [`Application::run_until`] serves until shutdown.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod lifecycle;
+pub mod scope;
+pub mod segments;
+pub mod state;
+pub mod telemetry;
+pub mod tenancy;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+
+/// A built server, bound to its listener, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Connect the database (running migrations) and bind the configured address.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let db = Db::connect(config.database_url.expose(), config.max_connections).await?;
+        Ok(Application::with(listener, db, config))
+    }
+
+    /// Assemble the application on an already-connected database and bound listener.
+    pub fn with(listener: TcpListener, db: Db, config: Config) -> Application {
+        let (api_router, openapi) = http::api().finish();
+        let state = AppState {
+            db,
+            tenants: Arc::new(tenancy::TenantCache::new(&config.base_domain)),
+            config: Arc::new(config),
+            openapi: Arc::new(openapi),
+            metrics: metrics_handle(),
+            dummy_hash: Arc::new(dummy_hash().to_owned()),
+        };
+        let router = http::router(api_router, state.clone());
+        Application { listener, state, router }
+    }
+
+    /// The address actually bound (port 0 becomes a real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state (database handle, configuration).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` completes, then finish the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every application in the process).
+fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program); then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| auth::password::hash_blocking("not a password anyone has").unwrap_or_default())
+}

@@ -1,0 +1,316 @@
+//! Tenants: what they are, and which one a request is for.
+//!
+//! The tenant comes from the request's host: a custom domain mapped to the tenant, or
+//! `<slug>.<base domain>`. The base domain itself (and any host that maps to nothing) is the platform host,
+//! where only operator endpoints and API tokens (which carry their tenant) work.
+
+use crate::db::{Db, PlatformTx, now_ms};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Settings a tenant admin changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Locale used when neither the learner nor the browser says otherwise.
+    pub default_locale: String,
+    /// Locales learners may pick.
+    pub allowed_locales: Vec<String>,
+    /// Sign-up policy: `closed`, `open`, `invitation` or `domain` (enforced by the sign-up flow).
+    pub signup: String,
+    /// Whether new sign-ups wait for approval.
+    pub signup_requires_approval: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            default_locale: "en".into(),
+            allowed_locales: vec!["en".into()],
+            signup: "closed".into(),
+            signup_requires_approval: false,
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Check the settings, naming the offending field.
+    pub fn validate(&self) -> Result<(), crate::error::ApiError> {
+        use crate::error::ApiError;
+        if !valid_locale(&self.default_locale) {
+            return Err(ApiError::invalid("settings.default_locale", "must be a language tag such as en or de-CH"));
+        }
+        if self.allowed_locales.is_empty() || self.allowed_locales.len() > 50 {
+            return Err(ApiError::invalid("settings.allowed_locales", "must list between 1 and 50 locales"));
+        }
+        if let Some(bad) = self.allowed_locales.iter().find(|l| !valid_locale(l)) {
+            return Err(ApiError::invalid("settings.allowed_locales", format!("{bad:?} is not a language tag")));
+        }
+        if !self.allowed_locales.contains(&self.default_locale) {
+            return Err(ApiError::invalid("settings.default_locale", "must be one of allowed_locales"));
+        }
+        if !["closed", "open", "invitation", "domain"].contains(&self.signup.as_str()) {
+            return Err(ApiError::invalid("settings.signup", "must be closed, open, invitation or domain"));
+        }
+        Ok(())
+    }
+}
+
+/// A language tag such as `en`, `de-CH`, `pt-BR`.
+pub fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_lowercase())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// A tenant as requests see it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Tenant {
+    /// Id.
+    pub id: String,
+    /// Slug (`<slug>.<base domain>`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Settings.
+    pub settings: TenantSettings,
+    /// Custom domains.
+    pub domains: Vec<String>,
+    /// Created, RFC 3339.
+    pub created_at: String,
+}
+
+impl Tenant {
+    /// Is it suspended?
+    pub fn suspended(&self) -> bool {
+        self.status == "suspended"
+    }
+}
+
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.settings, t.created_at";
+
+async fn load(tx: &mut PlatformTx, row: sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let settings: String = row.try_get("settings")?;
+    let domains: Vec<String> =
+        sqlx::query_scalar("SELECT domain FROM tenant_domains WHERE tenant_id = $1 ORDER BY domain")
+            .bind(id.clone())
+            .fetch_all(tx.conn())
+            .await?;
+    Ok(Tenant {
+        id,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        status: row.try_get("status")?,
+        settings: serde_json::from_str(&settings).unwrap_or_default(),
+        domains,
+        created_at: crate::db::rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Find a tenant by slug.
+pub async fn by_slug(tx: &mut PlatformTx, slug: &str) -> Result<Option<Tenant>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE lower(t.slug) = lower($1)"))
+        .bind(slug.to_owned())
+        .fetch_optional(tx.conn())
+        .await?;
+    match row {
+        Some(row) => Ok(Some(load(tx, row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Find a tenant by id.
+pub async fn by_id(tx: &mut PlatformTx, id: &str) -> Result<Option<Tenant>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = $1"))
+        .bind(id.to_owned())
+        .fetch_optional(tx.conn())
+        .await?;
+    match row {
+        Some(row) => Ok(Some(load(tx, row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Every tenant, by slug.
+pub async fn list(tx: &mut PlatformTx) -> Result<Vec<Tenant>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t ORDER BY t.slug")).fetch_all(tx.conn()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(load(tx, row).await?);
+    }
+    Ok(out)
+}
+
+/// Is this a usable slug? Lower-case letters, digits and hyphens, 2–40 characters, not starting with one.
+pub fn valid_slug(slug: &str) -> bool {
+    (2..=40).contains(&slug.len())
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+/// Is this a usable custom domain?
+pub fn valid_domain(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// Insert a tenant with the built-in roles. Returns its id.
+pub async fn insert(tx: &mut PlatformTx, slug: &str, name: &str, settings: &TenantSettings) -> Result<String, sqlx::Error> {
+    let id = crate::db::new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $5, $5)",
+    )
+    .bind(id.clone())
+    .bind(slug.to_owned())
+    .bind(name.to_owned())
+    .bind(serde_json::to_string(settings).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    for role in crate::scope::BUILTIN_ROLES {
+        let perms: Vec<&str> = role.permissions.iter().map(|p| p.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO roles (id, tenant_id, key, name, permissions, builtin, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+        )
+        .bind(crate::db::new_id())
+        .bind(id.clone())
+        .bind(role.key)
+        .bind(role.name)
+        .bind(serde_json::to_string(&perms).unwrap_or_default())
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(id)
+}
+
+/// Which tenant a host names.
+#[derive(Debug, Clone)]
+pub enum HostTenant {
+    /// The platform host (the base domain, an IP address, or a name that maps to no tenant pattern).
+    Platform,
+    /// A tenant.
+    Tenant(Box<Tenant>),
+    /// `<slug>.<base>` or a custom-looking domain that names no tenant.
+    Unknown,
+}
+
+/// Host → tenant, cached for a few seconds. Changes made by this process drop the cache at once; other
+/// replicas see them within [`TenantCache::TTL`].
+pub struct TenantCache {
+    base_domain: String,
+    entries: Mutex<HashMap<String, (Instant, HostTenant)>>,
+}
+
+impl TenantCache {
+    /// How long an answer is reused.
+    pub const TTL: Duration = Duration::from_secs(5);
+
+    /// An empty cache for this base domain.
+    pub fn new(base_domain: &str) -> TenantCache {
+        TenantCache { base_domain: base_domain.to_ascii_lowercase(), entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// Forget everything (after a tenant or domain changed).
+    pub fn clear(&self) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.clear();
+        }
+    }
+
+    /// Resolve a `Host` header value.
+    pub async fn resolve(&self, db: &Db, host: &str) -> Result<HostTenant, sqlx::Error> {
+        let host = normalize_host(host);
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((at, t)) = entries.get(&host) {
+                if at.elapsed() < Self::TTL {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let resolved = self.lookup(db, &host).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(host, (Instant::now(), resolved.clone()));
+        }
+        Ok(resolved)
+    }
+
+    async fn lookup(&self, db: &Db, host: &str) -> Result<HostTenant, sqlx::Error> {
+        if host.is_empty() || host == self.base_domain || host.parse::<std::net::IpAddr>().is_ok() || host == "[::1]" {
+            return Ok(HostTenant::Platform);
+        }
+        let mut tx = db.platform().begin().await?;
+        let found = if let Some(slug) = host.strip_suffix(&format!(".{}", self.base_domain)) {
+            by_slug(&mut tx, slug).await?
+        } else {
+            let id: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM tenant_domains WHERE domain = $1")
+                .bind(host.to_owned())
+                .fetch_optional(tx.conn())
+                .await?;
+            match id {
+                Some(id) => by_id(&mut tx, &id).await?,
+                None => None,
+            }
+        };
+        tx.commit().await?;
+        Ok(match found {
+            Some(t) => HostTenant::Tenant(Box::new(t)),
+            None => HostTenant::Unknown,
+        })
+    }
+}
+
+/// Lower-case, without the port.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    if host.starts_with('[') {
+        return host.split(']').next().map(|h| format!("{h}]")).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_owned(),
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_normalize() {
+        assert_eq!(normalize_host("Acme.LocalHost:8080"), "acme.localhost");
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("learn.acme.com"), "learn.acme.com");
+    }
+
+    #[test]
+    fn slugs_and_locales() {
+        assert!(valid_slug("acme"));
+        assert!(!valid_slug("Acme"));
+        assert!(!valid_slug("-a"));
+        assert!(valid_locale("de-CH"));
+        assert!(!valid_locale("english"));
+        assert!(valid_domain("learn.acme.com"));
+        assert!(!valid_domain("acme"));
+    }
+}
