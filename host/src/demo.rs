@@ -1,1 +1,431 @@
-//! Demo data.
+//! Demo data for `aula serve --demo`: two academies that tell the story of the product.
+//!
+//! - **acme**: a company's internal academy. Divisions > departments > teams, staff placed by department,
+//!   managers who see only their department, UK staff as a segment with a manager and a reporter.
+//! - **globex**: a partner-training academy on its own domain. Each partner company is an organization with
+//!   its own manager and member limit.
+//!
+//! Seeding is idempotent: an existing `acme` tenant means the demo is already there.
+
+use crate::auth::{Actor, password};
+use crate::db::{Db, TenantTx, new_id, now_ms};
+use crate::tenancy::TenantSettings;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "aula-demo-2026";
+
+/// One account to log in with.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    /// Tenant slug (empty for the operator).
+    pub tenant: String,
+    /// E-mail.
+    pub email: String,
+    /// What they are.
+    pub role: String,
+}
+
+/// What the demo created (or found).
+#[derive(Debug, Clone, Default)]
+pub struct DemoSummary {
+    /// The accounts.
+    pub logins: Vec<DemoLogin>,
+    /// Custom domains by tenant.
+    pub domains: Vec<(String, String)>,
+    /// The address the server listens on, filled in by `serve`.
+    pub port: u16,
+    /// The base domain.
+    pub base_domain: String,
+}
+
+impl fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port;
+        let base = &self.base_domain;
+        writeln!(f, "Demo academies are ready. Every account's password is {DEMO_PASSWORD:?}.")?;
+        for tenant in ["acme", "globex"] {
+            writeln!(f, "\n  {tenant}: http://{tenant}.{base}:{port}/")?;
+            for (t, d) in self.domains.iter().filter(|(t, _)| t == tenant) {
+                writeln!(f, "    (also {d}, mapped as the custom domain of {t})")?;
+            }
+            for l in self.logins.iter().filter(|l| l.tenant == tenant) {
+                writeln!(f, "    {:<28} {}", l.email, l.role)?;
+            }
+        }
+        writeln!(f, "\n  Sign in (the session cookie lands in demo.cookies):")?;
+        writeln!(
+            f,
+            "    curl -c demo.cookies -H 'content-type: application/json' \\\n      -d '{{\"email\":\"emea.manager@acme.test\",\"password\":\"{DEMO_PASSWORD}\"}}' \\\n      http://acme.{base}:{port}/api/v1/auth/login"
+        )?;
+        writeln!(f, "    curl -b demo.cookies http://acme.{base}:{port}/api/v1/users   # only Sales EMEA")?;
+        writeln!(f, "\n  Platform operator (tenant lifecycle): operator@aula.test")?;
+        write!(f, "  API reference: http://{base}:{port}/api/openapi.json")
+    }
+}
+
+struct Seed<'a> {
+    tx: TenantTx,
+    hash: &'a str,
+    orgs: HashMap<&'static str, (String, String)>,
+    tags: HashMap<&'static str, String>,
+    roles: HashMap<String, String>,
+    now: i64,
+}
+
+impl Seed<'_> {
+    async fn org(&mut self, key: &'static str, name: &str, parent: Option<&str>, limit: Option<i64>) -> anyhow::Result<()> {
+        let id = new_id();
+        let (parent_id, path, depth) = match parent {
+            Some(p) => {
+                let (pid, ppath) = self.orgs[p].clone();
+                let depth = ppath.matches('/').count() as i64 - 1;
+                (Some(pid), format!("{ppath}{id}/"), depth)
+            }
+            None => (None, format!("/{id}/"), 0),
+        };
+        self.tx
+            .query(
+                "INSERT INTO orgs (id, tenant_id, parent_id, name, path, depth, member_limit, created_at, updated_at) \
+                 VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(id.clone())
+            .bind(parent_id)
+            .bind(name.to_owned())
+            .bind(path.clone())
+            .bind(depth)
+            .bind(limit)
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        self.orgs.insert(key, (id, path));
+        Ok(())
+    }
+
+    async fn tag(&mut self, name: &'static str, description: &str) -> anyhow::Result<()> {
+        let id = new_id();
+        self.tx
+            .query("INSERT INTO tags (id, tenant_id, name, description, created_at) VALUES ($2, $1, $3, $4, $5)")
+            .bind(id.clone())
+            .bind(name)
+            .bind(description.to_owned())
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        self.tags.insert(name, id);
+        Ok(())
+    }
+
+    async fn field(&mut self, key: &str, label: &str, kind: &str, choices: &[&str]) -> anyhow::Result<()> {
+        self.tx
+            .query(
+                "INSERT INTO profile_fields (id, tenant_id, key, label, field_type, choices, required, created_at) \
+                 VALUES ($2, $1, $3, $4, $5, $6, 0, $7)",
+            )
+            .bind(new_id())
+            .bind(key.to_owned())
+            .bind(label.to_owned())
+            .bind(kind.to_owned())
+            .bind(serde_json::to_string(choices)?)
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn segment(&mut self, name: &str, definition: Value) -> anyhow::Result<String> {
+        let id = new_id();
+        self.tx
+            .query(
+                "INSERT INTO segments (id, tenant_id, name, description, definition, created_at, updated_at) \
+                 VALUES ($2, $1, $3, NULL, $4, $5, $5)",
+            )
+            .bind(id.clone())
+            .bind(name.to_owned())
+            .bind(definition.to_string())
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        Ok(id)
+    }
+
+    async fn load_roles(&mut self) -> anyhow::Result<()> {
+        use sqlx::Row;
+        let rows = self.tx.query("SELECT id, key FROM roles WHERE tenant_id = $1").fetch_all(self.tx.conn()).await?;
+        for r in rows {
+            self.roles.insert(r.try_get("key")?, r.try_get("id")?);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn user(
+        &mut self,
+        email: &str,
+        name: &str,
+        locale: &str,
+        orgs: &[&str],
+        tags: &[&str],
+        profile: Value,
+    ) -> anyhow::Result<String> {
+        let id = new_id();
+        self.tx
+            .query(
+                "INSERT INTO users (id, tenant_id, email, name, locale, status, profile, password_hash, created_at, updated_at) \
+                 VALUES ($2, $1, $3, $4, $5, 'active', $6, $7, $8, $8)",
+            )
+            .bind(id.clone())
+            .bind(email.to_owned())
+            .bind(name.to_owned())
+            .bind(locale.to_owned())
+            .bind(profile.to_string())
+            .bind(self.hash.to_owned())
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        for org in orgs {
+            self.tx
+                .query("INSERT INTO memberships (tenant_id, user_id, org_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id.clone())
+                .bind(self.orgs[org].0.clone())
+                .bind(self.now)
+                .execute(self.tx.conn())
+                .await?;
+        }
+        for tag in tags {
+            self.tx
+                .query("INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id.clone())
+                .bind(self.tags[tag].clone())
+                .bind(self.now)
+                .execute(self.tx.conn())
+                .await?;
+        }
+        self.grant(&id, "learner", None, None).await?;
+        Ok(id)
+    }
+
+    async fn grant(&mut self, user: &str, role: &str, org: Option<&str>, segment: Option<&str>) -> anyhow::Result<()> {
+        let scope_type = if org.is_some() { "org" } else if segment.is_some() { "segment" } else { "tenant" };
+        self.tx
+            .query(
+                "INSERT INTO grants (id, tenant_id, user_id, role_id, scope_type, org_id, segment_id, created_at) \
+                 VALUES ($2, $1, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(new_id())
+            .bind(user.to_owned())
+            .bind(self.roles[role].clone())
+            .bind(scope_type)
+            .bind(org.map(|o| self.orgs[o].0.clone()))
+            .bind(segment.map(str::to_owned))
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(mut self, label: &str) -> anyhow::Result<()> {
+        crate::audit::record(
+            &mut self.tx,
+            &Actor::system("demo"),
+            crate::audit::Change { action: "demo.seed", target_type: "tenant", target_id: None, before: None, after: Some(json!({"seeded": label})) },
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Create the demo academies and operator, unless they exist already.
+pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
+    let mut summary = DemoSummary::default();
+    let mut ptx = db.platform().begin().await?;
+    let exists = crate::tenancy::by_slug(&mut ptx, "acme").await?.is_some();
+    ptx.commit().await?;
+    let login = |tenant: &str, email: &str, role: &str| DemoLogin { tenant: tenant.into(), email: email.into(), role: role.into() };
+    summary.logins = vec![
+        login("acme", "admin@acme.test", "academy admin"),
+        login("acme", "emea.manager@acme.test", "org manager of Sales EMEA (sees only that department)"),
+        login("acme", "eng.manager@acme.test", "org manager of Engineering"),
+        login("acme", "uk.lead@acme.test", "segment manager of 'UK staff'"),
+        login("acme", "uk.reporter@acme.test", "segment reporter of 'UK staff' (read-only)"),
+        login("acme", "instructor@acme.test", "instructor"),
+        login("acme", "nora.north@acme.test", "learner (Sales EMEA > Team North)"),
+        login("globex", "admin@globex.test", "academy admin"),
+        login("globex", "manager@initech.test", "org manager of partner Initech"),
+        login("globex", "manager@umbrella.test", "org manager of partner Umbrella"),
+        login("globex", "reporter@globex.test", "segment reporter of 'Certified partners'"),
+        login("globex", "instructor@globex.test", "instructor"),
+        login("globex", "ines@initech.test", "learner (Initech Berlin)"),
+    ];
+    summary.domains = vec![("globex".into(), "learn.globex.test".into())];
+    if exists {
+        return Ok(summary);
+    }
+    let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
+
+    // The operator and both tenants, in one platform transaction each step.
+    let mut ptx = db.platform().begin().await?;
+    let acme_settings = TenantSettings {
+        default_locale: "en".into(),
+        allowed_locales: vec!["en".into(), "de".into()],
+        signup: "domain".into(),
+        signup_requires_approval: false,
+    };
+    let globex_settings = TenantSettings {
+        default_locale: "en".into(),
+        allowed_locales: vec!["en".into(), "fr".into(), "es".into()],
+        signup: "invitation".into(),
+        signup_requires_approval: true,
+    };
+    let acme = crate::tenancy::insert(&mut ptx, "acme", "Acme Academy", &acme_settings).await?;
+    let globex = crate::tenancy::insert(&mut ptx, "globex", "Globex Partner Training", &globex_settings).await?;
+    sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
+        .bind("learn.globex.test")
+        .bind(globex.clone())
+        .bind(now_ms())
+        .execute(ptx.conn())
+        .await?;
+    let has_operator: Option<String> = sqlx::query_scalar("SELECT id FROM operators WHERE lower(email) = 'operator@aula.test'")
+        .fetch_optional(ptx.conn())
+        .await?;
+    if has_operator.is_none() {
+        sqlx::query("INSERT INTO operators (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(new_id())
+            .bind("operator@aula.test")
+            .bind("Platform Operator")
+            .bind(hash.clone())
+            .bind(now_ms())
+            .execute(ptx.conn())
+            .await?;
+    }
+    ptx.commit().await?;
+
+    seed_acme(db, &acme, &hash).await?;
+    seed_globex(db, &globex, &hash).await?;
+    Ok(summary)
+}
+
+async fn seed_acme(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
+    let tx = db.tenant(tenant_id).begin().await?;
+    let mut s = Seed { tx, hash, orgs: HashMap::new(), tags: HashMap::new(), roles: HashMap::new(), now: now_ms() };
+    s.load_roles().await?;
+    s.org("acme", "Acme", None, None).await?;
+    s.org("sales", "Sales", Some("acme"), None).await?;
+    s.org("emea", "Sales EMEA", Some("sales"), None).await?;
+    s.org("north", "Team North", Some("emea"), None).await?;
+    s.org("south", "Team South", Some("emea"), None).await?;
+    s.org("americas", "Sales Americas", Some("sales"), None).await?;
+    s.org("west", "Team West", Some("americas"), None).await?;
+    s.org("eng", "Engineering", Some("acme"), None).await?;
+    s.org("platform", "Platform", Some("eng"), None).await?;
+    s.org("sre", "SRE", Some("platform"), None).await?;
+    s.org("product", "Product", Some("eng"), None).await?;
+    for (tag, d) in [
+        ("REGION_UK", "Based in the United Kingdom"),
+        ("REGION_DE", "Based in Germany"),
+        ("REGION_US", "Based in the United States"),
+        ("COHORT_Q2_2026", "Joined in Q2 2026"),
+        ("ROLE_MANAGER", "People managers"),
+    ] {
+        s.tag(tag, d).await?;
+    }
+    s.field("employee_id", "Employee ID", "text", &[]).await?;
+    s.field("department", "Department", "choice", &["Sales", "Engineering", "Operations"]).await?;
+    s.field("job_title", "Job title", "text", &[]).await?;
+    s.field("start_date", "Start date", "date", &[]).await?;
+    s.field("employment_status", "Employment status", "choice", &["active", "terminated", "seconded"]).await?;
+    let uk = s.segment("UK staff", json!({"tags_any": [s.tags["REGION_UK"]]})).await?;
+    s.segment("New hires Q2 2026", json!({"tags_all": [s.tags["COHORT_Q2_2026"]], "statuses": ["active"]})).await?;
+
+    let p = |n: u32, dept: &str, title: &str| json!({"employee_id": format!("A{n:04}"), "department": dept, "job_title": title, "start_date": "2026-04-01", "employment_status": "active"});
+    let admin = s.user("admin@acme.test", "Alice Admin", "en", &["acme"], &[], p(1, "Operations", "L&D lead")).await?;
+    s.grant(&admin, "tenant_admin", None, None).await?;
+    let emea = s.user("emea.manager@acme.test", "Elena Manager", "de", &["emea"], &["REGION_DE", "ROLE_MANAGER"], p(2, "Sales", "Head of Sales EMEA")).await?;
+    s.grant(&emea, "org_manager", Some("emea"), None).await?;
+    let eng = s.user("eng.manager@acme.test", "Erik Engineer", "en", &["eng"], &["REGION_US", "ROLE_MANAGER"], p(3, "Engineering", "VP Engineering")).await?;
+    s.grant(&eng, "org_manager", Some("eng"), None).await?;
+    let lead = s.user("uk.lead@acme.test", "Uma Lead", "en", &["north"], &["REGION_UK", "ROLE_MANAGER"], p(4, "Sales", "UK compliance lead")).await?;
+    s.grant(&lead, "segment_manager", None, Some(&uk)).await?;
+    let reporter = s.user("uk.reporter@acme.test", "Ravi Reporter", "en", &["acme"], &[], p(5, "Operations", "Analyst")).await?;
+    s.grant(&reporter, "segment_reporter", None, Some(&uk)).await?;
+    let instructor = s.user("instructor@acme.test", "Ivy Instructor", "en", &["acme"], &[], p(6, "Operations", "Trainer")).await?;
+    s.grant(&instructor, "instructor", None, None).await?;
+    let people: [(&str, &str, &str, &'static str, &[&str], &str); 14] = [
+        ("nora.north@acme.test", "Nora North", "en", "north", &["REGION_UK", "COHORT_Q2_2026"], "Sales"),
+        ("noah.north@acme.test", "Noah North", "en", "north", &["REGION_UK"], "Sales"),
+        ("nina.north@acme.test", "Nina North", "de", "north", &["REGION_DE"], "Sales"),
+        ("sam.south@acme.test", "Sam South", "en", "south", &["REGION_UK", "COHORT_Q2_2026"], "Sales"),
+        ("sara.south@acme.test", "Sara South", "de", "south", &["REGION_DE"], "Sales"),
+        ("will.west@acme.test", "Will West", "en", "west", &["REGION_US"], "Sales"),
+        ("wanda.west@acme.test", "Wanda West", "en", "west", &["REGION_US", "COHORT_Q2_2026"], "Sales"),
+        ("pia.platform@acme.test", "Pia Platform", "de", "platform", &["REGION_DE"], "Engineering"),
+        ("seth.sre@acme.test", "Seth SRE", "en", "sre", &["REGION_UK"], "Engineering"),
+        ("sofia.sre@acme.test", "Sofia SRE", "en", "sre", &["REGION_US", "COHORT_Q2_2026"], "Engineering"),
+        ("paul.product@acme.test", "Paul Product", "en", "product", &["REGION_UK"], "Engineering"),
+        ("priya.product@acme.test", "Priya Product", "en", "product", &["REGION_US"], "Engineering"),
+        ("omar.ops@acme.test", "Omar Ops", "en", "acme", &["REGION_UK"], "Operations"),
+        ("olga.ops@acme.test", "Olga Ops", "de", "acme", &["REGION_DE", "COHORT_Q2_2026"], "Operations"),
+    ];
+    for (i, (email, name, locale, org, tags, dept)) in people.iter().enumerate() {
+        s.user(email, name, locale, &[org], tags, p(100 + i as u32, dept, "Specialist")).await?;
+    }
+    s.finish("acme").await
+}
+
+async fn seed_globex(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
+    let tx = db.tenant(tenant_id).begin().await?;
+    let mut s = Seed { tx, hash, orgs: HashMap::new(), tags: HashMap::new(), roles: HashMap::new(), now: now_ms() };
+    s.load_roles().await?;
+    s.org("root", "Globex Partners", None, None).await?;
+    s.org("initech", "Initech", Some("root"), Some(25)).await?;
+    s.org("initech_emea", "Initech EMEA", Some("initech"), None).await?;
+    s.org("initech_berlin", "Initech Berlin", Some("initech_emea"), None).await?;
+    s.org("umbrella", "Umbrella", Some("root"), Some(10)).await?;
+    s.org("umbrella_apac", "Umbrella APAC", Some("umbrella"), None).await?;
+    s.org("umbrella_tokyo", "Umbrella Tokyo", Some("umbrella_apac"), None).await?;
+    s.org("hooli", "Hooli", Some("root"), Some(15)).await?;
+    s.org("hooli_na", "Hooli North America", Some("hooli"), None).await?;
+    for (tag, d) in [
+        ("CERTIFIED_2026", "Holds the 2026 partner certification"),
+        ("TIER_GOLD", "Gold partner"),
+        ("TIER_SILVER", "Silver partner"),
+        ("SALES_ENGINEER", "Partner sales engineers"),
+    ] {
+        s.tag(tag, d).await?;
+    }
+    s.field("partner_tier", "Partner tier", "choice", &["gold", "silver", "bronze"]).await?;
+    s.field("country", "Country", "text", &[]).await?;
+    s.field("certified_on", "Certified on", "date", &[]).await?;
+    let certified = s.segment("Certified partners", json!({"tags_all": [s.tags["CERTIFIED_2026"]]})).await?;
+    s.segment("Gold tier", json!({"fields": [{"key": "partner_tier", "op": "eq", "values": ["gold"]}]})).await?;
+
+    let admin = s.user("admin@globex.test", "Gina Globex", "en", &["root"], &[], json!({"country": "US"})).await?;
+    s.grant(&admin, "tenant_admin", None, None).await?;
+    let im = s.user("manager@initech.test", "Ian Initech", "en", &["initech"], &["TIER_GOLD"], json!({"partner_tier": "gold", "country": "DE"})).await?;
+    s.grant(&im, "org_manager", Some("initech"), None).await?;
+    let um = s.user("manager@umbrella.test", "Umi Umbrella", "fr", &["umbrella"], &["TIER_SILVER"], json!({"partner_tier": "silver", "country": "JP"})).await?;
+    s.grant(&um, "org_manager", Some("umbrella"), None).await?;
+    let rep = s.user("reporter@globex.test", "Rita Reporter", "en", &["root"], &[], json!({"country": "US"})).await?;
+    s.grant(&rep, "segment_reporter", None, Some(&certified)).await?;
+    let ins = s.user("instructor@globex.test", "Igor Instructor", "es", &["root"], &[], json!({"country": "ES"})).await?;
+    s.grant(&ins, "instructor", None, None).await?;
+    let people: [(&str, &str, &str, &'static str, &[&str], &str, &str); 10] = [
+        ("ines@initech.test", "Ines Initech", "en", "initech_berlin", &["CERTIFIED_2026", "TIER_GOLD"], "gold", "DE"),
+        ("ivo@initech.test", "Ivo Initech", "en", "initech_berlin", &["TIER_GOLD"], "gold", "DE"),
+        ("iris@initech.test", "Iris Initech", "fr", "initech_emea", &["CERTIFIED_2026", "SALES_ENGINEER"], "gold", "FR"),
+        ("ulla@umbrella.test", "Ulla Umbrella", "en", "umbrella_tokyo", &["TIER_SILVER"], "silver", "JP"),
+        ("ugo@umbrella.test", "Ugo Umbrella", "es", "umbrella_tokyo", &["CERTIFIED_2026", "TIER_SILVER"], "silver", "JP"),
+        ("uma@umbrella.test", "Uma Umbrella", "en", "umbrella_apac", &["SALES_ENGINEER"], "silver", "SG"),
+        ("hank@hooli.test", "Hank Hooli", "en", "hooli_na", &["CERTIFIED_2026"], "bronze", "US"),
+        ("hera@hooli.test", "Hera Hooli", "es", "hooli_na", &[], "bronze", "MX"),
+        ("hugo@hooli.test", "Hugo Hooli", "fr", "hooli", &["SALES_ENGINEER"], "bronze", "CA"),
+        ("holly@hooli.test", "Holly Hooli", "en", "hooli_na", &["CERTIFIED_2026"], "bronze", "US"),
+    ];
+    for (email, name, locale, org, tags, tier, country) in people {
+        s.user(email, name, locale, &[org], tags, json!({"partner_tier": tier, "country": country})).await?;
+    }
+    s.finish("globex").await
+}

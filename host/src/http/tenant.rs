@@ -1,2 +1,62 @@
-use super::api::Api;
-pub fn routes(_api: &mut Api) {}
+//! The caller's own academy: read it, and (tenant admins) change its name and settings.
+//! Domains and status belong to the platform operator.
+
+use super::api::{Api, Op};
+use super::common::{Json, text};
+use crate::audit::{Change, record};
+use crate::auth::Caller;
+use crate::db::now_ms;
+use crate::error::ApiResult;
+use crate::scope::Permission;
+use crate::state::AppState;
+use crate::tenancy::{Tenant, TenantSettings};
+use axum::extract::State;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes(api: &mut Api) {
+    api.tag("tenant");
+    api.op_out::<Tenant>(Op::get("/api/v1/tenant", "Your academy"), get(read).patch(update));
+    api.op_io::<TenantPatch, Tenant>(
+        Op::patch("/api/v1/tenant", "Change your academy's name and settings").permission("tenant.manage"),
+        get(read).patch(update),
+    );
+}
+
+async fn read(caller: Caller) -> axum::Json<Tenant> {
+    axum::Json(caller.tenant.clone())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TenantPatch {
+    name: Option<String>,
+    settings: Option<TenantSettings>,
+}
+
+async fn update(State(state): State<AppState>, caller: Caller, Json(req): Json<TenantPatch>) -> ApiResult<axum::Json<Tenant>> {
+    caller.require_tenant_wide(Permission::TenantManage)?;
+    let before = caller.tenant.clone();
+    let name = match &req.name {
+        Some(n) => text("name", n, 200)?,
+        None => before.name.clone(),
+    };
+    let settings = req.settings.clone().unwrap_or_else(|| before.settings.clone());
+    settings.validate()?;
+    let mut tx = caller.db().begin().await?;
+    // The tenants row is the root of the tenant; it is addressed by the tenant id bound as $1.
+    tx.query("UPDATE tenants SET name = $2, settings = $3, updated_at = $4 WHERE id = $1")
+        .bind(name.clone())
+        .bind(serde_json::to_string(&settings).unwrap_or_default())
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+    let mut after = before.clone();
+    after.name = name;
+    after.settings = settings;
+    record(&mut tx, &caller.actor(), Change { action: "tenant.update", target_type: "tenant", target_id: Some(&before.id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    tx.commit().await?;
+    state.tenants.clear();
+    Ok(axum::Json(after))
+}

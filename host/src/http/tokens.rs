@@ -1,2 +1,153 @@
-use super::api::Api;
-pub fn routes(_api: &mut Api) {}
+//! API tokens: shown once, stored as a hash, bound to one tenant and one user's grants, expiring, revocable.
+
+use super::api::{Api, Op};
+use super::common::{Json, Query, text};
+use crate::audit::{Change, record};
+use crate::auth::{Caller, TOKEN_PREFIX, random_secret, secret_hash};
+use crate::db::{TenantTx, new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::scope::Permission;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+pub fn routes(api: &mut Api) {
+    api.tag("tokens");
+    api.op_out::<Vec<TokenOut>>(
+        Op::get("/api/v1/tokens", "List your API tokens (tokens.manage: everyone's)").query(&[("all", "`true`: every user's tokens")]),
+        get(list).post(create),
+    );
+    api.op_io::<NewToken, CreatedToken>(
+        Op::post("/api/v1/tokens", "Create an API token for yourself; the token is shown only in this answer").status(201),
+        get(list).post(create),
+    );
+    api.op(Op::delete("/api/v1/tokens/{id}", "Revoke a token"), delete(revoke));
+}
+
+/// A token, without its secret.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct TokenOut {
+    id: String,
+    user_id: String,
+    name: String,
+    /// The first characters, to recognise it.
+    prefix: String,
+    created_at: String,
+    expires_at: String,
+    revoked_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+/// A new token: the only time its secret is shown.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct CreatedToken {
+    token: String,
+    #[serde(flatten)]
+    info: TokenOut,
+}
+
+const COLUMNS: &str = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at";
+
+fn from_row(row: &AnyRow) -> Result<TokenOut, sqlx::Error> {
+    Ok(TokenOut {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+        expires_at: rfc3339(row.try_get("expires_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    all: Option<bool>,
+}
+
+async fn list(caller: Caller, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Vec<TokenOut>>> {
+    let mut tx = caller.db().begin_read().await?;
+    let rows = if p.all == Some(true) {
+        caller.require_tenant_wide(Permission::TokensManage)?;
+        tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 ORDER BY id")).fetch_all(tx.conn()).await?
+    } else {
+        tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND user_id = $2 ORDER BY id"))
+            .bind(caller.user_id.clone())
+            .fetch_all(tx.conn())
+            .await?
+    };
+    tx.commit().await?;
+    Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    /// Days until it expires: 1–365, default 90.
+    expires_in_days: Option<i64>,
+}
+
+/// Insert a token for a user and return the secret (shared with the CLI).
+pub async fn issue(tx: &mut TenantTx, user_id: &str, name: &str, days: i64) -> Result<(String, String), sqlx::Error> {
+    let token = format!("{TOKEN_PREFIX}{}", random_secret());
+    let id = new_id();
+    let now = now_ms();
+    tx.query(
+        "INSERT INTO api_tokens (id, tenant_id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($2, $1, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.clone())
+    .bind(user_id.to_owned())
+    .bind(name.to_owned())
+    .bind(token.chars().take(12).collect::<String>())
+    .bind(secret_hash(&token))
+    .bind(now)
+    .bind(now + days * 86_400_000)
+    .execute(tx.conn())
+    .await?;
+    Ok((id, token))
+}
+
+async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let name = text("name", &req.name, 100)?;
+    let days = req.expires_in_days.unwrap_or(90);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid("expires_in_days", "must be between 1 and 365"));
+    }
+    let mut tx = caller.db().begin().await?;
+    let (id, token) = issue(&mut tx, &caller.user_id, &name, days).await?;
+    let row = tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2")).bind(id.clone()).fetch_one(tx.conn()).await?;
+    let info = from_row(&row)?;
+    record(&mut tx, &caller.actor(), Change { action: "token.create", target_type: "token", target_id: Some(&id), before: None, after: Some(json!(info)) }).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedToken { token, info })))
+}
+
+async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let manage_all = caller.grants.reach(Permission::TokensManage).all;
+    let mut tx = caller.db().begin().await?;
+    let row = tx
+        .query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2"))
+        .bind(id.clone())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(ApiError::NotFound { what: "token" })?;
+    let before = from_row(&row)?;
+    if before.user_id != caller.user_id && !manage_all {
+        return Err(ApiError::NotFound { what: "token" });
+    }
+    tx.query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3) WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+    record(&mut tx, &caller.actor(), Change { action: "token.revoke", target_type: "token", target_id: Some(&id), before: Some(json!(before)), after: None }).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
