@@ -348,3 +348,20 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// docs/PERMISSIONS.md is the documented permission list; it must name every permission and built-in role.
+    #[test]
+    fn permissions_are_documented() {
+        let doc = include_str!("../../docs/PERMISSIONS.md");
+        for p in Permission::ALL {
+            assert!(doc.contains(&format!("| `{}` | {} |", p.as_str(), p.description())), "{} is not documented", p.as_str());
+        }
+        for r in BUILTIN_ROLES {
+            assert!(doc.contains(&format!("| `{}` |", r.key)), "role {} is not documented", r.key);
+        }
+    }
+}
