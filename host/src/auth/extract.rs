@@ -151,10 +151,14 @@ impl FromRequestParts<AppState> for Caller {
         let mut tx = db.begin_read().await?;
         let now = now_ms();
         // Tokens and sessions are looked up within the host's tenant: another tenant's credential is unknown here.
-        let (user_id, via, touch) = match via {
+        let (user, via, touch) = match via {
             Via::Token(hash) => {
                 let row = tx
-                    .query("SELECT id, user_id, expires_at, revoked_at, last_used_at FROM api_tokens WHERE tenant_id = $1 AND token_hash = $2")
+                    .query(
+                        "SELECT t.id, t.user_id, t.expires_at, t.revoked_at, t.last_used_at, u.email, u.name, u.status \
+                         FROM api_tokens t JOIN users u ON u.id = t.user_id AND u.tenant_id = $1 \
+                         WHERE t.tenant_id = $1 AND t.token_hash = $2",
+                    )
                     .bind(hash)
                     .fetch_optional(tx.conn())
                     .await?
@@ -166,11 +170,15 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 let last: Option<i64> = row.try_get("last_used_at")?;
                 let id: String = row.try_get("id")?;
-                (row.try_get::<String, _>("user_id")?, CallerVia::Token(id), last.is_none_or(|l| now - l > 60_000))
+                (row, CallerVia::Token(id), last.is_none_or(|l| now - l > 60_000))
             }
             Via::Session(hash) => {
                 let row = tx
-                    .query("SELECT user_id, expires_at, last_seen_at FROM sessions WHERE tenant_id = $1 AND id_hash = $2")
+                    .query(
+                        "SELECT s.user_id, s.expires_at, s.last_seen_at, u.email, u.name, u.status \
+                         FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = $1 \
+                         WHERE s.tenant_id = $1 AND s.id_hash = $2",
+                    )
                     .bind(hash.clone())
                     .fetch_optional(tx.conn())
                     .await?
@@ -180,15 +188,10 @@ impl FromRequestParts<AppState> for Caller {
                     return Err(unauthenticated("your session has ended; sign in again"));
                 }
                 let last: i64 = row.try_get("last_seen_at")?;
-                (row.try_get::<String, _>("user_id")?, CallerVia::Session(hash), now - last > 60_000)
+                (row, CallerVia::Session(hash), now - last > 60_000)
             }
         };
-        let user = tx
-            .query("SELECT email, name, status FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(user_id.clone())
-            .fetch_optional(tx.conn())
-            .await?
-            .ok_or_else(|| unauthenticated("this account no longer exists"))?;
+        let user_id: String = user.try_get("user_id")?;
         let status: String = user.try_get("status")?;
         if status != "active" {
             return Err(ApiError::Forbidden { code: "account_inactive", message: format!("this account is {status}") });

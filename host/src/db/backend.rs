@@ -83,6 +83,14 @@ impl Backend {
         }
     }
 
+    /// How a read transaction that must see one consistent snapshot starts.
+    pub fn snapshot_begin_statement(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
     /// The statement that sets a transaction-local setting for row-level security, if the backend has it.
     pub fn set_local_sql(self) -> Option<&'static str> {
         match self {

@@ -17,6 +17,7 @@ pub use backend::Backend;
 pub use sql::{Arg, Sql};
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Arguments, Transaction};
 use std::time::Duration;
 
@@ -115,22 +116,62 @@ impl TenantDb {
 
     /// Open a transaction bound to this tenant.
     pub async fn begin(&self) -> Result<TenantTx, sqlx::Error> {
-        let tx = self.db.begin(("aula.tenant_id", &self.tenant_id)).await?;
+        let tx = Conn::Tx(self.db.begin(("aula.tenant_id", &self.tenant_id)).await?);
         Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
     }
 
-    /// Open a transaction for reading only. On SQLite it takes no write lock, so reads run side by side.
+    /// Open a read transaction that sees one consistent moment across every statement (exports, clones).
+    /// SQLite's deferred read transactions already do; PostgreSQL needs REPEATABLE READ.
+    pub async fn begin_snapshot(&self) -> Result<TenantTx, sqlx::Error> {
+        let tx = self.db.begin_with(self.db.backend.snapshot_begin_statement(), ("aula.tenant_id", &self.tenant_id)).await?;
+        let tx = Conn::Tx(tx);
+        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+    }
+
+    /// Open a handle for reading only: on PostgreSQL a transaction (the row-level security setting is
+    /// transaction-local), on SQLite an autocommit connection that takes no lock at all. Statements of one
+    /// read may see different moments on SQLite; use [`TenantDb::begin_snapshot`] where that matters.
     pub async fn begin_read(&self) -> Result<TenantTx, sqlx::Error> {
-        let tx = self.db.begin_with("BEGIN", ("aula.tenant_id", &self.tenant_id)).await?;
+        let tx = match self.db.backend {
+            Backend::Sqlite => Conn::Plain(self.db.pool.acquire().await?),
+            Backend::Postgres => Conn::Tx(self.db.begin_with("BEGIN", ("aula.tenant_id", &self.tenant_id)).await?),
+        };
         Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
     }
 }
 
 /// A transaction bound to one tenant. Statements made through it have the tenant bound as `$1`.
 pub struct TenantTx {
-    tx: Transaction<'static, Any>,
+    tx: Conn,
     tenant_id: String,
     backend: Backend,
+}
+
+/// What a [`TenantTx`] runs on: a real transaction, or (for plain reads on SQLite, where there is no
+/// per-transaction setting to make) a pooled connection in autocommit mode, which saves two round trips to
+/// SQLite's worker thread on every read request.
+enum Conn {
+    Tx(Transaction<'static, Any>),
+    Plain(PoolConnection<Any>),
+}
+
+impl std::ops::Deref for Conn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Conn::Tx(tx) => tx,
+            Conn::Plain(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Conn::Tx(tx) => &mut *tx,
+            Conn::Plain(c) => &mut *c,
+        }
+    }
 }
 
 impl TenantTx {
@@ -175,9 +216,12 @@ impl TenantTx {
         &mut self.tx
     }
 
-    /// Commit the transaction.
+    /// Commit the transaction (a plain read has nothing to commit).
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        match self.tx {
+            Conn::Tx(tx) => tx.commit().await,
+            Conn::Plain(_) => Ok(()),
+        }
     }
 }
 

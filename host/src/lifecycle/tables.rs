@@ -1,0 +1,216 @@
+//! The registry of tenant-owned tables: what export, import, clone and delete walk over.
+//!
+//! Every table with a `tenant_id` column must be listed here, in dependency order (a table after the tables
+//! it references), with exactly its columns. [`mismatches`] compares the registry with the live catalog, so a
+//! migration that adds a table or a column without registering it fails the test suite instead of silently
+//! leaving data out of exports or behind after a delete.
+
+use crate::db::Db;
+use sqlx::Row;
+use std::collections::BTreeSet;
+
+/// What a column holds, which decides how it travels in an archive and how it is remapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The row's own id (a UUID): every value gets a new id on import and clone.
+    Id,
+    /// The id of another row of the same tenant: it follows its row's new id.
+    Ref,
+    /// The owning tenant: always the tenant being written.
+    Tenant,
+    /// Text (ids found inside it are remapped too, e.g. org paths and JSON definitions).
+    Text,
+    /// A 64-bit integer (times, counters, flags).
+    Int,
+    /// A float.
+    Real,
+}
+
+/// One column of a registered table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// The column's name.
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: Kind,
+}
+
+/// One tenant-owned table.
+#[derive(Debug)]
+pub struct Table {
+    /// The table's name.
+    pub name: &'static str,
+    /// Every column, in declaration order.
+    pub columns: &'static [Column],
+    /// Exported into archives. Credentials (sessions, API tokens, login failures) never leave the host.
+    pub export: bool,
+    /// Copied when a tenant is cloned: the academy's structure and configuration, never its people.
+    pub clone: bool,
+}
+
+impl Table {
+    /// Is this column an id (own or referenced)?
+    pub fn is_id(&self, column: &str) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.name == column && matches!(c.kind, Kind::Id | Kind::Ref))
+    }
+
+    /// The column names, comma-separated, for a SELECT or INSERT.
+    pub fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+const fn id(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Id,
+    }
+}
+const fn r(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Ref,
+    }
+}
+const fn text(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Text,
+    }
+}
+const fn int(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Int,
+    }
+}
+const TENANT: Column = Column {
+    name: "tenant_id",
+    kind: Kind::Tenant,
+};
+
+/// Exported and copied on clone.
+const EXPORT_CLONE: (bool, bool) = (true, true);
+/// Exported, not copied on clone.
+const EXPORT: (bool, bool) = (true, false);
+/// Neither exported nor cloned (credentials); still deleted with the tenant.
+const PRIVATE: (bool, bool) = (false, false);
+
+const fn table(
+    name: &'static str,
+    columns: &'static [Column],
+    (export, clone): (bool, bool),
+) -> Table {
+    Table {
+        name,
+        columns,
+        export,
+        clone,
+    }
+}
+
+/// Every tenant-owned table, parents before children. Adding a table is one entry here.
+#[rustfmt::skip]
+pub const TABLES: &[Table] = &[
+    table("tenant_domains", &[text("domain"), TENANT, int("created_at")], EXPORT),
+    table("orgs", &[id("id"), TENANT, r("parent_id"), text("name"), text("path"), int("depth"), text("external_id"), int("member_limit"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("users", &[id("id"), TENANT, text("email"), text("name"), text("locale"), text("status"), text("external_id"), r("manager_id"), text("profile"), text("password_hash"), int("first_login_at"), int("last_login_at"), int("created_at"), int("updated_at")], EXPORT),
+    table("memberships", &[TENANT, r("user_id"), r("org_id"), int("created_at")], EXPORT),
+    table("tags", &[id("id"), TENANT, text("name"), text("description"), int("created_at")], EXPORT_CLONE),
+    table("user_tags", &[TENANT, r("user_id"), r("tag_id"), int("created_at")], EXPORT),
+    table("profile_fields", &[id("id"), TENANT, text("key"), text("label"), text("field_type"), text("choices"), int("required"), int("created_at")], EXPORT_CLONE),
+    table("segments", &[id("id"), TENANT, text("name"), text("description"), text("definition"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("roles", &[id("id"), TENANT, text("key"), text("name"), text("permissions"), int("builtin"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("grants", &[id("id"), TENANT, r("user_id"), r("role_id"), text("scope_type"), r("org_id"), r("segment_id"), int("created_at")], EXPORT),
+    table("sessions", &[text("id_hash"), TENANT, r("user_id"), int("created_at"), int("expires_at"), int("last_seen_at")], PRIVATE),
+    table("api_tokens", &[id("id"), TENANT, r("user_id"), text("name"), text("prefix"), text("token_hash"), int("created_at"), int("expires_at"), int("revoked_at"), int("last_used_at")], PRIVATE),
+    table("login_failures", &[id("id"), TENANT, text("email"), text("ip"), int("at")], PRIVATE),
+    // actor_id stays Text: it may name an operator, who is not part of the tenant; a user's id inside it is
+    // still remapped because every text value is.
+    table("audit_log", &[id("id"), TENANT, int("at"), text("actor_type"), text("actor_id"), text("actor_label"), text("action"), text("target_type"), r("target_id"), text("before"), text("after"), text("request_id")], EXPORT),
+];
+
+/// The registered table of this name.
+pub fn find(name: &str) -> Option<&'static Table> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// Differences between the registry and the database's catalog, in plain words; empty when they agree.
+pub async fn mismatches(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    let backend = db.backend();
+    let mut tx = db.platform().begin().await?;
+    let catalog: BTreeSet<String> = sqlx::query(backend.tenant_tables_sql())
+        .fetch_all(tx.conn())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+    let mut problems = Vec::new();
+    for name in &catalog {
+        if find(name).is_none() {
+            problems.push(format!(
+                "table {name} has a tenant_id column but is not in lifecycle::tables::TABLES"
+            ));
+        }
+    }
+    for table in TABLES {
+        if !catalog.contains(table.name) {
+            problems.push(format!(
+                "registered table {} does not exist (or has no tenant_id column)",
+                table.name
+            ));
+            continue;
+        }
+        let real: BTreeSet<String> = sqlx::query(backend.columns_sql())
+            .bind(table.name.to_owned())
+            .fetch_all(tx.conn())
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        let registered: BTreeSet<String> =
+            table.columns.iter().map(|c| c.name.to_owned()).collect();
+        for missing in real.difference(&registered) {
+            problems.push(format!("column {}.{missing} is not registered", table.name));
+        }
+        for extra in registered.difference(&real) {
+            problems.push(format!(
+                "registered column {}.{extra} does not exist",
+                table.name
+            ));
+        }
+        if registered.len() != table.columns.len() {
+            problems.push(format!("table {} registers a column twice", table.name));
+        }
+        let tenant_columns = table
+            .columns
+            .iter()
+            .filter(|c| c.kind == Kind::Tenant)
+            .count();
+        if tenant_columns != 1
+            || !table
+                .columns
+                .iter()
+                .any(|c| c.kind == Kind::Tenant && c.name == "tenant_id")
+        {
+            problems.push(format!(
+                "table {} must register tenant_id, once, as the tenant column",
+                table.name
+            ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for table in TABLES {
+        if !seen.insert(table.name) {
+            problems.push(format!("table {} is registered twice", table.name));
+        }
+    }
+    tx.commit().await?;
+    Ok(problems)
+}
