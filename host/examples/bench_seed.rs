@@ -10,7 +10,10 @@ use aula::tenancy::TenantSettings;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).cloned().unwrap_or_else(|| "sqlite:/tmp/aula-bench.db".into());
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "sqlite:/tmp/aula-bench.db".into());
     let tenants: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let users: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(10_000);
     let db = Db::connect(&url, 4).await?;
@@ -18,7 +21,8 @@ async fn main() -> anyhow::Result<()> {
     for t in 0..tenants {
         let slug = format!("bench{t}");
         let mut ptx = db.platform().begin().await?;
-        let tenant_id = aula::tenancy::insert(&mut ptx, &slug, &format!("Bench {t}"), &TenantSettings::default()).await?;
+        let tenant_id =
+            aula::tenancy::insert(&mut ptx, &slug, &format!("Bench {t}"), &TenantSettings::default()).await?;
         ptx.commit().await?;
         let mut tx = db.tenant(&tenant_id).begin().await?;
         let now = now_ms();
@@ -38,7 +42,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let tag = new_id();
-        tx.query("INSERT INTO tags (id, tenant_id, name, created_at) VALUES ($2, $1, 'BENCH', $3)").bind(tag.clone()).bind(now).execute(tx.conn()).await?;
+        tx.query("INSERT INTO tags (id, tenant_id, name, created_at) VALUES ($2, $1, 'BENCH', $3)")
+            .bind(tag.clone())
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
         let mut admin = String::new();
         for i in 0..users {
             let id = new_id();
@@ -49,11 +57,18 @@ async fn main() -> anyhow::Result<()> {
                 .bind(id.clone()).bind(format!("user{i}@{slug}.test")).bind(format!("User {i}")).bind(hash.clone()).bind(now)
                 .execute(tx.conn()).await?;
             tx.query("INSERT INTO memberships (tenant_id, user_id, org_id, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(id.clone()).bind(leaves[i % leaves.len()].clone()).bind(now)
-                .execute(tx.conn()).await?;
+                .bind(id.clone())
+                .bind(leaves[i % leaves.len()].clone())
+                .bind(now)
+                .execute(tx.conn())
+                .await?;
             if i % 3 == 0 {
                 tx.query("INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(id.clone()).bind(tag.clone()).bind(now).execute(tx.conn()).await?;
+                    .bind(id.clone())
+                    .bind(tag.clone())
+                    .bind(now)
+                    .execute(tx.conn())
+                    .await?;
             }
         }
         tx.query("INSERT INTO grants (id, tenant_id, user_id, role_id, scope_type, created_at) SELECT $2, $1, $3, id, 'tenant', $4 FROM roles WHERE tenant_id = $1 AND key = 'tenant_admin'")

@@ -249,12 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(&config, command).await,
         Command::Operator {
-            command:
-                OperatorCommand::Create {
-                    email,
-                    name,
-                    password,
-                },
+            command: OperatorCommand::Create { email, name, password },
         } => {
             let password = password.context("give --password or set AULA_OPERATOR_PASSWORD")?;
             let db = connect(&config).await?;
@@ -285,10 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(plain)
                 .with_context(|| format!("cannot create the user in {tenant}"))?;
-            println!(
-                "user {} created in {tenant} (id {id})",
-                email.trim().to_lowercase()
-            );
+            println!("user {} created in {tenant} (id {id})", email.trim().to_lowercase());
             Ok(())
         }
         Command::Token {
@@ -331,14 +323,12 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
             for (i, d) in domains.iter().enumerate() {
                 let field = format!("domains[{i}]");
                 let d = lifecycle::check_domain(&field, d).map_err(plain)?;
-                lifecycle::check_domain_outside_base(&field, &d, &config.base_domain)
-                    .map_err(plain)?;
+                lifecycle::check_domain_outside_base(&field, &d, &config.base_domain).map_err(plain)?;
                 checked.push(d);
             }
             let admin = match (admin_email, admin_name) {
                 (Some(email), Some(name)) => {
-                    let password = admin_password
-                        .context("give --admin-password or set AULA_ADMIN_PASSWORD")?;
+                    let password = admin_password.context("give --admin-password or set AULA_ADMIN_PASSWORD")?;
                     Some(NewAccount {
                         email,
                         name,
@@ -364,10 +354,7 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
                 created.slug, created.slug, config.base_domain
             );
             if let Some(admin) = admin {
-                println!(
-                    "admin {} can sign in there",
-                    admin.email.trim().to_lowercase()
-                );
+                println!("admin {} can sign in there", admin.email.trim().to_lowercase());
             }
         }
         TenantCommand::List => {
@@ -376,13 +363,7 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
                 println!("no academies yet; create one with `aula tenant create`");
             }
             for t in tenants {
-                println!(
-                    "{:<24} {:<10} {}  {}",
-                    t.slug,
-                    t.status,
-                    t.name,
-                    t.domains.join(" ")
-                );
+                println!("{:<24} {:<10} {}  {}", t.slug, t.status, t.name, t.domains.join(" "));
             }
         }
         TenantCommand::Clone { from, slug, name } => {
@@ -412,11 +393,7 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
                 .map_err(plain)
                 .with_context(|| format!("cannot export {slug}"))?;
             write_file(&out, &bytes).await?;
-            println!(
-                "academy {slug} exported to {} ({} bytes)",
-                out.display(),
-                bytes.len()
-            );
+            println!("academy {slug} exported to {} ({} bytes)", out.display(), bytes.len());
         }
         TenantCommand::Import { file, slug, name } => {
             let size = tokio::fs::metadata(&file)
@@ -516,14 +493,12 @@ async fn shutdown_signal() {
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {
     // A command does one thing at a time; two connections leave room for the platform look-up.
-    Db::connect(config.database_url.expose(), 2)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::db::backend::redact_url(config.database_url.expose())
-            )
-        })
+    Db::connect(config.database_url.expose(), 2).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            crate::db::backend::redact_url(config.database_url.expose())
+        )
+    })
 }
 
 /// Write the archive next to its destination first, so an interrupted export leaves no half file behind.

@@ -101,7 +101,8 @@ impl Config {
     /// Override from `AULA_*` variables.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         fn parse<T: std::str::FromStr>(name: &str, v: String) -> anyhow::Result<T> {
-            v.parse().map_err(|_| anyhow::anyhow!("environment variable {name} has an invalid value"))
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("environment variable {name} has an invalid value"))
         }
         if let Some(v) = get("AULA_LISTEN") {
             self.listen = v;
@@ -139,7 +140,8 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let mut c = Config::default();
-        c.apply_env(|k| (k == "AULA_DATABASE_URL").then(|| "postgres://aula:hunter2@db/aula".to_owned())).unwrap();
+        c.apply_env(|k| (k == "AULA_DATABASE_URL").then(|| "postgres://aula:hunter2@db/aula".to_owned()))
+            .unwrap();
         let printed = format!("{c:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("aula:****@db"), "{printed}");
@@ -148,7 +150,9 @@ mod tests {
     #[test]
     fn bad_env_value_is_named() {
         let mut c = Config::default();
-        let err = c.apply_env(|k| (k == "AULA_MAX_CONNECTIONS").then(|| "many".to_owned())).unwrap_err();
+        let err = c
+            .apply_env(|k| (k == "AULA_MAX_CONNECTIONS").then(|| "many".to_owned()))
+            .unwrap_err();
         assert!(err.to_string().contains("AULA_MAX_CONNECTIONS"));
     }
 }

@@ -45,7 +45,10 @@ impl fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let port = self.port;
         let base = &self.base_domain;
-        writeln!(f, "Demo academies are ready. Every account's password is {DEMO_PASSWORD:?}.")?;
+        writeln!(
+            f,
+            "Demo academies are ready. Every account's password is {DEMO_PASSWORD:?}."
+        )?;
         for tenant in ["acme", "globex"] {
             writeln!(f, "\n  {tenant}: http://{tenant}.{base}:{port}/")?;
             for (t, d) in self.domains.iter().filter(|(t, _)| t == tenant) {
@@ -60,11 +63,34 @@ impl fmt::Display for DemoSummary {
             f,
             "    curl -c demo.cookies -H 'content-type: application/json' \\\n      -d '{{\"email\":\"emea.manager@acme.test\",\"password\":\"{DEMO_PASSWORD}\"}}' \\\n      http://acme.{base}:{port}/api/v1/auth/login"
         )?;
-        writeln!(f, "    curl -b demo.cookies http://acme.{base}:{port}/api/v1/users   # only Sales EMEA")?;
+        writeln!(
+            f,
+            "    curl -b demo.cookies http://acme.{base}:{port}/api/v1/users   # only Sales EMEA"
+        )?;
         writeln!(f, "\n  Platform operator (tenant lifecycle): operator@aula.test")?;
         write!(f, "  API reference: http://{base}:{port}/api/openapi.json")
     }
 }
+
+/// A demo employee of acme: e-mail, name, locale, team, tags, department.
+type Staff = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+);
+/// A demo partner learner of globex: e-mail, name, locale, org, tags, tier, country.
+type Partner = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
 
 struct Seed<'a> {
     tx: TenantTx,
@@ -76,7 +102,13 @@ struct Seed<'a> {
 }
 
 impl Seed<'_> {
-    async fn org(&mut self, key: &'static str, name: &str, parent: Option<&str>, limit: Option<i64>) -> anyhow::Result<()> {
+    async fn org(
+        &mut self,
+        key: &'static str,
+        name: &str,
+        parent: Option<&str>,
+        limit: Option<i64>,
+    ) -> anyhow::Result<()> {
         let id = new_id();
         let (parent_id, path, depth) = match parent {
             Some(p) => {
@@ -153,7 +185,11 @@ impl Seed<'_> {
 
     async fn load_roles(&mut self) -> anyhow::Result<()> {
         use sqlx::Row;
-        let rows = self.tx.query("SELECT id, key FROM roles WHERE tenant_id = $1").fetch_all(self.tx.conn()).await?;
+        let rows = self
+            .tx
+            .query("SELECT id, key FROM roles WHERE tenant_id = $1")
+            .fetch_all(self.tx.conn())
+            .await?;
         for r in rows {
             self.roles.insert(r.try_get("key")?, r.try_get("id")?);
         }
@@ -208,7 +244,13 @@ impl Seed<'_> {
     }
 
     async fn grant(&mut self, user: &str, role: &str, org: Option<&str>, segment: Option<&str>) -> anyhow::Result<()> {
-        let scope_type = if org.is_some() { "org" } else if segment.is_some() { "segment" } else { "tenant" };
+        let scope_type = if org.is_some() {
+            "org"
+        } else if segment.is_some() {
+            "segment"
+        } else {
+            "tenant"
+        };
         self.tx
             .query(
                 "INSERT INTO grants (id, tenant_id, user_id, role_id, scope_type, org_id, segment_id, created_at) \
@@ -230,7 +272,13 @@ impl Seed<'_> {
         crate::audit::record(
             &mut self.tx,
             &Actor::system("demo"),
-            crate::audit::Change { action: "demo.seed", target_type: "tenant", target_id: None, before: None, after: Some(json!({"seeded": label})) },
+            crate::audit::Change {
+                action: "demo.seed",
+                target_type: "tenant",
+                target_id: None,
+                before: None,
+                after: Some(json!({"seeded": label})),
+            },
         )
         .await?;
         self.tx.commit().await?;
@@ -244,19 +292,35 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
     let mut ptx = db.platform().begin().await?;
     let exists = crate::tenancy::by_slug(&mut ptx, "acme").await?.is_some();
     ptx.commit().await?;
-    let login = |tenant: &str, email: &str, role: &str| DemoLogin { tenant: tenant.into(), email: email.into(), role: role.into() };
+    let login = |tenant: &str, email: &str, role: &str| DemoLogin {
+        tenant: tenant.into(),
+        email: email.into(),
+        role: role.into(),
+    };
     summary.logins = vec![
         login("acme", "admin@acme.test", "academy admin"),
-        login("acme", "emea.manager@acme.test", "org manager of Sales EMEA (sees only that department)"),
+        login(
+            "acme",
+            "emea.manager@acme.test",
+            "org manager of Sales EMEA (sees only that department)",
+        ),
         login("acme", "eng.manager@acme.test", "org manager of Engineering"),
         login("acme", "uk.lead@acme.test", "segment manager of 'UK staff'"),
-        login("acme", "uk.reporter@acme.test", "segment reporter of 'UK staff' (read-only)"),
+        login(
+            "acme",
+            "uk.reporter@acme.test",
+            "segment reporter of 'UK staff' (read-only)",
+        ),
         login("acme", "instructor@acme.test", "instructor"),
         login("acme", "nora.north@acme.test", "learner (Sales EMEA > Team North)"),
         login("globex", "admin@globex.test", "academy admin"),
         login("globex", "manager@initech.test", "org manager of partner Initech"),
         login("globex", "manager@umbrella.test", "org manager of partner Umbrella"),
-        login("globex", "reporter@globex.test", "segment reporter of 'Certified partners'"),
+        login(
+            "globex",
+            "reporter@globex.test",
+            "segment reporter of 'Certified partners'",
+        ),
         login("globex", "instructor@globex.test", "instructor"),
         login("globex", "ines@initech.test", "learner (Initech Berlin)"),
     ];
@@ -288,9 +352,10 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
         .bind(now_ms())
         .execute(ptx.conn())
         .await?;
-    let has_operator: Option<String> = sqlx::query_scalar("SELECT id FROM operators WHERE lower(email) = 'operator@aula.test'")
-        .fetch_optional(ptx.conn())
-        .await?;
+    let has_operator: Option<String> =
+        sqlx::query_scalar("SELECT id FROM operators WHERE lower(email) = 'operator@aula.test'")
+            .fetch_optional(ptx.conn())
+            .await?;
     if has_operator.is_none() {
         sqlx::query("INSERT INTO operators (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(new_id())
@@ -310,7 +375,14 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
 
 async fn seed_acme(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
     let tx = db.tenant(tenant_id).begin().await?;
-    let mut s = Seed { tx, hash, orgs: HashMap::new(), tags: HashMap::new(), roles: HashMap::new(), now: now_ms() };
+    let mut s = Seed {
+        tx,
+        hash,
+        orgs: HashMap::new(),
+        tags: HashMap::new(),
+        roles: HashMap::new(),
+        now: now_ms(),
+    };
     s.load_roles().await?;
     s.org("acme", "Acme", None, None).await?;
     s.org("sales", "Sales", Some("acme"), None).await?;
@@ -333,59 +405,239 @@ async fn seed_acme(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
         s.tag(tag, d).await?;
     }
     s.field("employee_id", "Employee ID", "text", &[]).await?;
-    s.field("department", "Department", "choice", &["Sales", "Engineering", "Operations"]).await?;
+    s.field(
+        "department",
+        "Department",
+        "choice",
+        &["Sales", "Engineering", "Operations"],
+    )
+    .await?;
     s.field("job_title", "Job title", "text", &[]).await?;
     s.field("start_date", "Start date", "date", &[]).await?;
-    s.field("employment_status", "Employment status", "choice", &["active", "terminated", "seconded"]).await?;
-    let uk = s.segment("UK staff", json!({"tags_any": [s.tags["REGION_UK"]]})).await?;
-    s.segment("New hires Q2 2026", json!({"tags_all": [s.tags["COHORT_Q2_2026"]], "statuses": ["active"]})).await?;
+    s.field(
+        "employment_status",
+        "Employment status",
+        "choice",
+        &["active", "terminated", "seconded"],
+    )
+    .await?;
+    let uk = s
+        .segment("UK staff", json!({"tags_any": [s.tags["REGION_UK"]]}))
+        .await?;
+    s.segment(
+        "New hires Q2 2026",
+        json!({"tags_all": [s.tags["COHORT_Q2_2026"]], "statuses": ["active"]}),
+    )
+    .await?;
 
     let p = |n: u32, dept: &str, title: &str| json!({"employee_id": format!("A{n:04}"), "department": dept, "job_title": title, "start_date": "2026-04-01", "employment_status": "active"});
-    let admin = s.user("admin@acme.test", "Alice Admin", "en", &["acme"], &[], p(1, "Operations", "L&D lead")).await?;
+    let admin = s
+        .user(
+            "admin@acme.test",
+            "Alice Admin",
+            "en",
+            &["acme"],
+            &[],
+            p(1, "Operations", "L&D lead"),
+        )
+        .await?;
     s.grant(&admin, "tenant_admin", None, None).await?;
-    let emea = s.user("emea.manager@acme.test", "Elena Manager", "de", &["emea"], &["REGION_DE", "ROLE_MANAGER"], p(2, "Sales", "Head of Sales EMEA")).await?;
+    let emea = s
+        .user(
+            "emea.manager@acme.test",
+            "Elena Manager",
+            "de",
+            &["emea"],
+            &["REGION_DE", "ROLE_MANAGER"],
+            p(2, "Sales", "Head of Sales EMEA"),
+        )
+        .await?;
     s.grant(&emea, "org_manager", Some("emea"), None).await?;
-    let eng = s.user("eng.manager@acme.test", "Erik Engineer", "en", &["eng"], &["REGION_US", "ROLE_MANAGER"], p(3, "Engineering", "VP Engineering")).await?;
+    let eng = s
+        .user(
+            "eng.manager@acme.test",
+            "Erik Engineer",
+            "en",
+            &["eng"],
+            &["REGION_US", "ROLE_MANAGER"],
+            p(3, "Engineering", "VP Engineering"),
+        )
+        .await?;
     s.grant(&eng, "org_manager", Some("eng"), None).await?;
-    let lead = s.user("uk.lead@acme.test", "Uma Lead", "en", &["north"], &["REGION_UK", "ROLE_MANAGER"], p(4, "Sales", "UK compliance lead")).await?;
+    let lead = s
+        .user(
+            "uk.lead@acme.test",
+            "Uma Lead",
+            "en",
+            &["north"],
+            &["REGION_UK", "ROLE_MANAGER"],
+            p(4, "Sales", "UK compliance lead"),
+        )
+        .await?;
     s.grant(&lead, "segment_manager", None, Some(&uk)).await?;
-    let reporter = s.user("uk.reporter@acme.test", "Ravi Reporter", "en", &["acme"], &[], p(5, "Operations", "Analyst")).await?;
+    let reporter = s
+        .user(
+            "uk.reporter@acme.test",
+            "Ravi Reporter",
+            "en",
+            &["acme"],
+            &[],
+            p(5, "Operations", "Analyst"),
+        )
+        .await?;
     s.grant(&reporter, "segment_reporter", None, Some(&uk)).await?;
-    let instructor = s.user("instructor@acme.test", "Ivy Instructor", "en", &["acme"], &[], p(6, "Operations", "Trainer")).await?;
+    let instructor = s
+        .user(
+            "instructor@acme.test",
+            "Ivy Instructor",
+            "en",
+            &["acme"],
+            &[],
+            p(6, "Operations", "Trainer"),
+        )
+        .await?;
     s.grant(&instructor, "instructor", None, None).await?;
-    let people: [(&str, &str, &str, &'static str, &[&str], &str); 14] = [
-        ("nora.north@acme.test", "Nora North", "en", "north", &["REGION_UK", "COHORT_Q2_2026"], "Sales"),
-        ("noah.north@acme.test", "Noah North", "en", "north", &["REGION_UK"], "Sales"),
-        ("nina.north@acme.test", "Nina North", "de", "north", &["REGION_DE"], "Sales"),
-        ("sam.south@acme.test", "Sam South", "en", "south", &["REGION_UK", "COHORT_Q2_2026"], "Sales"),
-        ("sara.south@acme.test", "Sara South", "de", "south", &["REGION_DE"], "Sales"),
-        ("will.west@acme.test", "Will West", "en", "west", &["REGION_US"], "Sales"),
-        ("wanda.west@acme.test", "Wanda West", "en", "west", &["REGION_US", "COHORT_Q2_2026"], "Sales"),
-        ("pia.platform@acme.test", "Pia Platform", "de", "platform", &["REGION_DE"], "Engineering"),
-        ("seth.sre@acme.test", "Seth SRE", "en", "sre", &["REGION_UK"], "Engineering"),
-        ("sofia.sre@acme.test", "Sofia SRE", "en", "sre", &["REGION_US", "COHORT_Q2_2026"], "Engineering"),
-        ("paul.product@acme.test", "Paul Product", "en", "product", &["REGION_UK"], "Engineering"),
-        ("priya.product@acme.test", "Priya Product", "en", "product", &["REGION_US"], "Engineering"),
-        ("omar.ops@acme.test", "Omar Ops", "en", "acme", &["REGION_UK"], "Operations"),
-        ("olga.ops@acme.test", "Olga Ops", "de", "acme", &["REGION_DE", "COHORT_Q2_2026"], "Operations"),
+    let people: [Staff; 14] = [
+        (
+            "nora.north@acme.test",
+            "Nora North",
+            "en",
+            "north",
+            &["REGION_UK", "COHORT_Q2_2026"],
+            "Sales",
+        ),
+        (
+            "noah.north@acme.test",
+            "Noah North",
+            "en",
+            "north",
+            &["REGION_UK"],
+            "Sales",
+        ),
+        (
+            "nina.north@acme.test",
+            "Nina North",
+            "de",
+            "north",
+            &["REGION_DE"],
+            "Sales",
+        ),
+        (
+            "sam.south@acme.test",
+            "Sam South",
+            "en",
+            "south",
+            &["REGION_UK", "COHORT_Q2_2026"],
+            "Sales",
+        ),
+        (
+            "sara.south@acme.test",
+            "Sara South",
+            "de",
+            "south",
+            &["REGION_DE"],
+            "Sales",
+        ),
+        (
+            "will.west@acme.test",
+            "Will West",
+            "en",
+            "west",
+            &["REGION_US"],
+            "Sales",
+        ),
+        (
+            "wanda.west@acme.test",
+            "Wanda West",
+            "en",
+            "west",
+            &["REGION_US", "COHORT_Q2_2026"],
+            "Sales",
+        ),
+        (
+            "pia.platform@acme.test",
+            "Pia Platform",
+            "de",
+            "platform",
+            &["REGION_DE"],
+            "Engineering",
+        ),
+        (
+            "seth.sre@acme.test",
+            "Seth SRE",
+            "en",
+            "sre",
+            &["REGION_UK"],
+            "Engineering",
+        ),
+        (
+            "sofia.sre@acme.test",
+            "Sofia SRE",
+            "en",
+            "sre",
+            &["REGION_US", "COHORT_Q2_2026"],
+            "Engineering",
+        ),
+        (
+            "paul.product@acme.test",
+            "Paul Product",
+            "en",
+            "product",
+            &["REGION_UK"],
+            "Engineering",
+        ),
+        (
+            "priya.product@acme.test",
+            "Priya Product",
+            "en",
+            "product",
+            &["REGION_US"],
+            "Engineering",
+        ),
+        (
+            "omar.ops@acme.test",
+            "Omar Ops",
+            "en",
+            "acme",
+            &["REGION_UK"],
+            "Operations",
+        ),
+        (
+            "olga.ops@acme.test",
+            "Olga Ops",
+            "de",
+            "acme",
+            &["REGION_DE", "COHORT_Q2_2026"],
+            "Operations",
+        ),
     ];
     for (i, (email, name, locale, org, tags, dept)) in people.iter().enumerate() {
-        s.user(email, name, locale, &[org], tags, p(100 + i as u32, dept, "Specialist")).await?;
+        s.user(email, name, locale, &[org], tags, p(100 + i as u32, dept, "Specialist"))
+            .await?;
     }
     s.finish("acme").await
 }
 
 async fn seed_globex(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
     let tx = db.tenant(tenant_id).begin().await?;
-    let mut s = Seed { tx, hash, orgs: HashMap::new(), tags: HashMap::new(), roles: HashMap::new(), now: now_ms() };
+    let mut s = Seed {
+        tx,
+        hash,
+        orgs: HashMap::new(),
+        tags: HashMap::new(),
+        roles: HashMap::new(),
+        now: now_ms(),
+    };
     s.load_roles().await?;
     s.org("root", "Globex Partners", None, None).await?;
     s.org("initech", "Initech", Some("root"), Some(25)).await?;
     s.org("initech_emea", "Initech EMEA", Some("initech"), None).await?;
-    s.org("initech_berlin", "Initech Berlin", Some("initech_emea"), None).await?;
+    s.org("initech_berlin", "Initech Berlin", Some("initech_emea"), None)
+        .await?;
     s.org("umbrella", "Umbrella", Some("root"), Some(10)).await?;
     s.org("umbrella_apac", "Umbrella APAC", Some("umbrella"), None).await?;
-    s.org("umbrella_tokyo", "Umbrella Tokyo", Some("umbrella_apac"), None).await?;
+    s.org("umbrella_tokyo", "Umbrella Tokyo", Some("umbrella_apac"), None)
+        .await?;
     s.org("hooli", "Hooli", Some("root"), Some(15)).await?;
     s.org("hooli_na", "Hooli North America", Some("hooli"), None).await?;
     for (tag, d) in [
@@ -396,36 +648,168 @@ async fn seed_globex(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()>
     ] {
         s.tag(tag, d).await?;
     }
-    s.field("partner_tier", "Partner tier", "choice", &["gold", "silver", "bronze"]).await?;
+    s.field("partner_tier", "Partner tier", "choice", &["gold", "silver", "bronze"])
+        .await?;
     s.field("country", "Country", "text", &[]).await?;
     s.field("certified_on", "Certified on", "date", &[]).await?;
-    let certified = s.segment("Certified partners", json!({"tags_all": [s.tags["CERTIFIED_2026"]]})).await?;
-    s.segment("Gold tier", json!({"fields": [{"key": "partner_tier", "op": "eq", "values": ["gold"]}]})).await?;
+    let certified = s
+        .segment("Certified partners", json!({"tags_all": [s.tags["CERTIFIED_2026"]]}))
+        .await?;
+    s.segment(
+        "Gold tier",
+        json!({"fields": [{"key": "partner_tier", "op": "eq", "values": ["gold"]}]}),
+    )
+    .await?;
 
-    let admin = s.user("admin@globex.test", "Gina Globex", "en", &["root"], &[], json!({"country": "US"})).await?;
+    let admin = s
+        .user(
+            "admin@globex.test",
+            "Gina Globex",
+            "en",
+            &["root"],
+            &[],
+            json!({"country": "US"}),
+        )
+        .await?;
     s.grant(&admin, "tenant_admin", None, None).await?;
-    let im = s.user("manager@initech.test", "Ian Initech", "en", &["initech"], &["TIER_GOLD"], json!({"partner_tier": "gold", "country": "DE"})).await?;
+    let im = s
+        .user(
+            "manager@initech.test",
+            "Ian Initech",
+            "en",
+            &["initech"],
+            &["TIER_GOLD"],
+            json!({"partner_tier": "gold", "country": "DE"}),
+        )
+        .await?;
     s.grant(&im, "org_manager", Some("initech"), None).await?;
-    let um = s.user("manager@umbrella.test", "Umi Umbrella", "fr", &["umbrella"], &["TIER_SILVER"], json!({"partner_tier": "silver", "country": "JP"})).await?;
+    let um = s
+        .user(
+            "manager@umbrella.test",
+            "Umi Umbrella",
+            "fr",
+            &["umbrella"],
+            &["TIER_SILVER"],
+            json!({"partner_tier": "silver", "country": "JP"}),
+        )
+        .await?;
     s.grant(&um, "org_manager", Some("umbrella"), None).await?;
-    let rep = s.user("reporter@globex.test", "Rita Reporter", "en", &["root"], &[], json!({"country": "US"})).await?;
+    let rep = s
+        .user(
+            "reporter@globex.test",
+            "Rita Reporter",
+            "en",
+            &["root"],
+            &[],
+            json!({"country": "US"}),
+        )
+        .await?;
     s.grant(&rep, "segment_reporter", None, Some(&certified)).await?;
-    let ins = s.user("instructor@globex.test", "Igor Instructor", "es", &["root"], &[], json!({"country": "ES"})).await?;
+    let ins = s
+        .user(
+            "instructor@globex.test",
+            "Igor Instructor",
+            "es",
+            &["root"],
+            &[],
+            json!({"country": "ES"}),
+        )
+        .await?;
     s.grant(&ins, "instructor", None, None).await?;
-    let people: [(&str, &str, &str, &'static str, &[&str], &str, &str); 10] = [
-        ("ines@initech.test", "Ines Initech", "en", "initech_berlin", &["CERTIFIED_2026", "TIER_GOLD"], "gold", "DE"),
-        ("ivo@initech.test", "Ivo Initech", "en", "initech_berlin", &["TIER_GOLD"], "gold", "DE"),
-        ("iris@initech.test", "Iris Initech", "fr", "initech_emea", &["CERTIFIED_2026", "SALES_ENGINEER"], "gold", "FR"),
-        ("ulla@umbrella.test", "Ulla Umbrella", "en", "umbrella_tokyo", &["TIER_SILVER"], "silver", "JP"),
-        ("ugo@umbrella.test", "Ugo Umbrella", "es", "umbrella_tokyo", &["CERTIFIED_2026", "TIER_SILVER"], "silver", "JP"),
-        ("uma@umbrella.test", "Uma Umbrella", "en", "umbrella_apac", &["SALES_ENGINEER"], "silver", "SG"),
-        ("hank@hooli.test", "Hank Hooli", "en", "hooli_na", &["CERTIFIED_2026"], "bronze", "US"),
+    let people: [Partner; 10] = [
+        (
+            "ines@initech.test",
+            "Ines Initech",
+            "en",
+            "initech_berlin",
+            &["CERTIFIED_2026", "TIER_GOLD"],
+            "gold",
+            "DE",
+        ),
+        (
+            "ivo@initech.test",
+            "Ivo Initech",
+            "en",
+            "initech_berlin",
+            &["TIER_GOLD"],
+            "gold",
+            "DE",
+        ),
+        (
+            "iris@initech.test",
+            "Iris Initech",
+            "fr",
+            "initech_emea",
+            &["CERTIFIED_2026", "SALES_ENGINEER"],
+            "gold",
+            "FR",
+        ),
+        (
+            "ulla@umbrella.test",
+            "Ulla Umbrella",
+            "en",
+            "umbrella_tokyo",
+            &["TIER_SILVER"],
+            "silver",
+            "JP",
+        ),
+        (
+            "ugo@umbrella.test",
+            "Ugo Umbrella",
+            "es",
+            "umbrella_tokyo",
+            &["CERTIFIED_2026", "TIER_SILVER"],
+            "silver",
+            "JP",
+        ),
+        (
+            "uma@umbrella.test",
+            "Uma Umbrella",
+            "en",
+            "umbrella_apac",
+            &["SALES_ENGINEER"],
+            "silver",
+            "SG",
+        ),
+        (
+            "hank@hooli.test",
+            "Hank Hooli",
+            "en",
+            "hooli_na",
+            &["CERTIFIED_2026"],
+            "bronze",
+            "US",
+        ),
         ("hera@hooli.test", "Hera Hooli", "es", "hooli_na", &[], "bronze", "MX"),
-        ("hugo@hooli.test", "Hugo Hooli", "fr", "hooli", &["SALES_ENGINEER"], "bronze", "CA"),
-        ("holly@hooli.test", "Holly Hooli", "en", "hooli_na", &["CERTIFIED_2026"], "bronze", "US"),
+        (
+            "hugo@hooli.test",
+            "Hugo Hooli",
+            "fr",
+            "hooli",
+            &["SALES_ENGINEER"],
+            "bronze",
+            "CA",
+        ),
+        (
+            "holly@hooli.test",
+            "Holly Hooli",
+            "en",
+            "hooli_na",
+            &["CERTIFIED_2026"],
+            "bronze",
+            "US",
+        ),
     ];
     for (email, name, locale, org, tags, tier, country) in people {
-        s.user(email, name, locale, &[org], tags, json!({"partner_tier": tier, "country": country})).await?;
+        s.user(
+            email,
+            name,
+            locale,
+            &[org],
+            tags,
+            json!({"partner_tier": tier, "country": country}),
+        )
+        .await?;
     }
     s.finish("globex").await
 }

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 pub enum ApiError {
     /// 400: the request is malformed or a field is invalid.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String, field: Option<String> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// 401: no valid credentials.
     #[error("authentication required")]
     Unauthenticated { code: &'static str, message: String },
@@ -22,13 +26,22 @@ pub enum ApiError {
     NotFound { what: &'static str },
     /// 409: the change conflicts with what is stored.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, field: Option<String> },
+    Conflict {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// 413: the body is too large.
     #[error("request body too large")]
     TooLarge,
     /// 422: well-formed, but a rule refuses it.
     #[error("{message}")]
-    Unprocessable { code: &'static str, message: String, field: Option<String>, details: Option<Value> },
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+        details: Option<Value>,
+    },
     /// 429: too many attempts.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
@@ -43,22 +56,38 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// A field failed validation.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest { code: "invalid_field", message: message.into(), field: Some(field.into()) }
+        ApiError::BadRequest {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     /// The caller lacks a permission.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::Forbidden { code: "forbidden", message: message.into() }
+        ApiError::Forbidden {
+            code: "forbidden",
+            message: message.into(),
+        }
     }
 
     /// A uniqueness conflict on a field.
     pub fn duplicate(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::Conflict { code: "duplicate", message: message.into(), field: Some(field.to_owned()) }
+        ApiError::Conflict {
+            code: "duplicate",
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
     }
 
     /// A rule refused the change.
     pub fn rule(code: &'static str, field: Option<&str>, message: impl Into<String>) -> ApiError {
-        ApiError::Unprocessable { code, message: message.into(), field: field.map(str::to_owned), details: None }
+        ApiError::Unprocessable {
+            code,
+            message: message.into(),
+            field: field.map(str::to_owned),
+            details: None,
+        }
     }
 
     fn parts(&self) -> (StatusCode, &str, String, Option<&str>, Option<&Value>) {
@@ -70,7 +99,13 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, code, message.clone(), None, None)
             }
             ApiError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone(), None, None),
-            ApiError::NotFound { what } => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), None, None),
+            ApiError::NotFound { what } => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+                None,
+                None,
+            ),
             ApiError::Conflict { code, message, field } => {
                 (StatusCode::CONFLICT, code, message.clone(), field.as_deref(), None)
             }
@@ -81,12 +116,25 @@ impl ApiError {
                 None,
                 None,
             ),
-            ApiError::Unprocessable { code, message, field, details } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone(), field.as_deref(), details.as_ref())
-            }
-            ApiError::TooManyRequests { message, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message.clone(), None, None)
-            }
+            ApiError::Unprocessable {
+                code,
+                message,
+                field,
+                details,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message.clone(),
+                field.as_deref(),
+                details.as_ref(),
+            ),
+            ApiError::TooManyRequests { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                message.clone(),
+                None,
+                None,
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

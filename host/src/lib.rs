@@ -55,7 +55,11 @@ impl Application {
             dummy_hash: Arc::new(dummy_hash().to_owned()),
         };
         let router = http::router(api_router, state.clone());
-        Application { listener, state, router }
+        Application {
+            listener,
+            state,
+            router,
+        }
     }
 
     /// The address actually bound (port 0 becomes a real port).
@@ -71,7 +75,9 @@ impl Application {
     /// Serve until `shutdown` completes, then finish the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 }

@@ -70,7 +70,11 @@ use Permission as P;
 
 /// The built-in roles every tenant has.
 pub const BUILTIN_ROLES: &[BuiltinRole] = &[
-    BuiltinRole { key: "tenant_admin", name: "Academy admin", permissions: Permission::ALL },
+    BuiltinRole {
+        key: "tenant_admin",
+        name: "Academy admin",
+        permissions: Permission::ALL,
+    },
     BuiltinRole {
         key: "org_manager",
         name: "Organization manager",
@@ -112,7 +116,11 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         name: "Instructor",
         permissions: &[P::CoursesRead, P::CoursesWrite, P::ProgressRead, P::GradebookWrite],
     },
-    BuiltinRole { key: "learner", name: "Learner", permissions: &[] },
+    BuiltinRole {
+        key: "learner",
+        name: "Learner",
+        permissions: &[],
+    },
 ];
 
 /// Where a grant applies.
@@ -278,7 +286,10 @@ impl Grants {
     pub fn require(&self, perm: Permission) -> Result<Reach, ApiError> {
         let reach = self.reach(perm);
         if reach.is_none() {
-            return Err(ApiError::forbidden(format!("this needs the {} permission", perm.as_str())));
+            return Err(ApiError::forbidden(format!(
+                "this needs the {} permission",
+                perm.as_str()
+            )));
         }
         Ok(reach)
     }
@@ -288,7 +299,10 @@ impl Grants {
         if self.reach(perm).all {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this needs the {} permission for the whole academy", perm.as_str())))
+            Err(ApiError::forbidden(format!(
+                "this needs the {} permission for the whole academy",
+                perm.as_str()
+            )))
         }
     }
 
@@ -299,8 +313,11 @@ impl Grants {
 
     /// Permission names held anywhere, for `GET /me`.
     pub fn permission_names(&self) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> =
-            Permission::ALL.iter().filter(|p| !self.reach(**p).is_none()).map(|p| p.as_str()).collect();
+        let mut out: Vec<&'static str> = Permission::ALL
+            .iter()
+            .filter(|p| !self.reach(**p).is_none())
+            .map(|p| p.as_str())
+            .collect();
         out.sort_unstable();
         out
     }
@@ -311,7 +328,13 @@ mod tests {
     use super::*;
 
     fn org_grant(perms: &[Permission], path: &str) -> Grant {
-        Grant { permissions: perms.to_vec(), scope: GrantScope::Org { id: "x".into(), path: path.into() } }
+        Grant {
+            permissions: perms.to_vec(),
+            scope: GrantScope::Org {
+                id: "x".into(),
+                path: path.into(),
+            },
+        }
     }
 
     #[test]
@@ -327,7 +350,10 @@ mod tests {
 
     #[test]
     fn grants_add_up() {
-        let g = Grants(vec![org_grant(&[P::UsersRead], "/a/"), org_grant(&[P::UsersRead, P::UsersWrite], "/z/")]);
+        let g = Grants(vec![
+            org_grant(&[P::UsersRead], "/a/"),
+            org_grant(&[P::UsersRead, P::UsersWrite], "/z/"),
+        ]);
         assert_eq!(g.reach(P::UsersRead).org_paths.len(), 2);
         assert_eq!(g.reach(P::UsersWrite).org_paths, vec!["/z/".to_owned()]);
     }
@@ -335,10 +361,19 @@ mod tests {
     #[test]
     fn cannot_grant_beyond_own_rights() {
         let g = Grants(vec![org_grant(&[P::UsersRead, P::GrantsWrite], "/a/")]);
-        let inside = GrantScope::Org { id: "c".into(), path: "/a/c/".into() };
+        let inside = GrantScope::Org {
+            id: "c".into(),
+            path: "/a/c/".into(),
+        };
         assert_eq!(g.holds_all_over(&[P::UsersRead], &inside), None);
-        assert_eq!(g.holds_all_over(&[P::UsersRead, P::UsersWrite], &inside), Some(P::UsersWrite));
-        assert_eq!(g.holds_all_over(&[P::UsersRead], &GrantScope::Tenant), Some(P::UsersRead));
+        assert_eq!(
+            g.holds_all_over(&[P::UsersRead, P::UsersWrite], &inside),
+            Some(P::UsersWrite)
+        );
+        assert_eq!(
+            g.holds_all_over(&[P::UsersRead], &GrantScope::Tenant),
+            Some(P::UsersRead)
+        );
     }
 
     #[test]
@@ -358,10 +393,18 @@ mod docs_tests {
     fn permissions_are_documented() {
         let doc = include_str!("../../docs/PERMISSIONS.md");
         for p in Permission::ALL {
-            assert!(doc.contains(&format!("| `{}` | {} |", p.as_str(), p.description())), "{} is not documented", p.as_str());
+            assert!(
+                doc.contains(&format!("| `{}` | {} |", p.as_str(), p.description())),
+                "{} is not documented",
+                p.as_str()
+            );
         }
         for r in BUILTIN_ROLES {
-            assert!(doc.contains(&format!("| `{}` |", r.key)), "role {} is not documented", r.key);
+            assert!(
+                doc.contains(&format!("| `{}` |", r.key)),
+                "role {} is not documented",
+                r.key
+            );
         }
     }
 }

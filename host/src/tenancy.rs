@@ -41,19 +41,34 @@ impl TenantSettings {
     pub fn validate(&self) -> Result<(), crate::error::ApiError> {
         use crate::error::ApiError;
         if !valid_locale(&self.default_locale) {
-            return Err(ApiError::invalid("settings.default_locale", "must be a language tag such as en or de-CH"));
+            return Err(ApiError::invalid(
+                "settings.default_locale",
+                "must be a language tag such as en or de-CH",
+            ));
         }
         if self.allowed_locales.is_empty() || self.allowed_locales.len() > 50 {
-            return Err(ApiError::invalid("settings.allowed_locales", "must list between 1 and 50 locales"));
+            return Err(ApiError::invalid(
+                "settings.allowed_locales",
+                "must list between 1 and 50 locales",
+            ));
         }
         if let Some(bad) = self.allowed_locales.iter().find(|l| !valid_locale(l)) {
-            return Err(ApiError::invalid("settings.allowed_locales", format!("{bad:?} is not a language tag")));
+            return Err(ApiError::invalid(
+                "settings.allowed_locales",
+                format!("{bad:?} is not a language tag"),
+            ));
         }
         if !self.allowed_locales.contains(&self.default_locale) {
-            return Err(ApiError::invalid("settings.default_locale", "must be one of allowed_locales"));
+            return Err(ApiError::invalid(
+                "settings.default_locale",
+                "must be one of allowed_locales",
+            ));
         }
         if !["closed", "open", "invitation", "domain"].contains(&self.signup.as_str()) {
-            return Err(ApiError::invalid("settings.signup", "must be closed, open, invitation or domain"));
+            return Err(ApiError::invalid(
+                "settings.signup",
+                "must be closed, open, invitation or domain",
+            ));
         }
         Ok(())
     }
@@ -117,10 +132,12 @@ async fn load(tx: &mut PlatformTx, row: sqlx::any::AnyRow) -> Result<Tenant, sql
 
 /// Find a tenant by slug.
 pub async fn by_slug(tx: &mut PlatformTx, slug: &str) -> Result<Option<Tenant>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE lower(t.slug) = lower($1)"))
-        .bind(slug.to_owned())
-        .fetch_optional(tx.conn())
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE lower(t.slug) = lower($1)"
+    ))
+    .bind(slug.to_owned())
+    .fetch_optional(tx.conn())
+    .await?;
     match row {
         Some(row) => Ok(Some(load(tx, row).await?)),
         None => Ok(None),
@@ -141,7 +158,9 @@ pub async fn by_id(tx: &mut PlatformTx, id: &str) -> Result<Option<Tenant>, sqlx
 
 /// Every tenant, by slug.
 pub async fn list(tx: &mut PlatformTx) -> Result<Vec<Tenant>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t ORDER BY t.slug")).fetch_all(tx.conn()).await?;
+    let rows = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants t ORDER BY t.slug"))
+        .fetch_all(tx.conn())
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         out.push(load(tx, row).await?);
@@ -152,7 +171,9 @@ pub async fn list(tx: &mut PlatformTx) -> Result<Vec<Tenant>, sqlx::Error> {
 /// Is this a usable slug? Lower-case letters, digits and hyphens, 2–40 characters, not starting with one.
 pub fn valid_slug(slug: &str) -> bool {
     (2..=40).contains(&slug.len())
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-')
         && !slug.ends_with('-')
 }
@@ -163,14 +184,20 @@ pub fn valid_domain(domain: &str) -> bool {
         && domain.contains('.')
         && domain.split('.').all(|l| {
             (1..=63).contains(&l.len())
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
 }
 
 /// Insert a tenant with the built-in roles. Returns its id.
-pub async fn insert(tx: &mut PlatformTx, slug: &str, name: &str, settings: &TenantSettings) -> Result<String, sqlx::Error> {
+pub async fn insert(
+    tx: &mut PlatformTx,
+    slug: &str,
+    name: &str,
+    settings: &TenantSettings,
+) -> Result<String, sqlx::Error> {
     let id = crate::db::new_id();
     let now = now_ms();
     sqlx::query(
@@ -225,7 +252,10 @@ impl TenantCache {
 
     /// An empty cache for this base domain.
     pub fn new(base_domain: &str) -> TenantCache {
-        TenantCache { base_domain: base_domain.to_ascii_lowercase(), entries: Mutex::new(HashMap::new()) }
+        TenantCache {
+            base_domain: base_domain.to_ascii_lowercase(),
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Forget everything (after a tenant or domain changed).

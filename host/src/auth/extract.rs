@@ -7,8 +7,8 @@ use crate::scope::{Grant, GrantScope, Grants, Permission, Reach};
 use crate::state::AppState;
 use crate::tenancy::{HostTenant, Tenant};
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use sqlx::Row;
 
 /// How the caller authenticated.
@@ -58,12 +58,21 @@ impl Caller {
 
     /// The caller as an audit actor.
     pub fn actor(&self) -> Actor {
-        Actor { kind: "user", id: Some(self.user_id.clone()), label: self.email.clone(), request_id: self.request_id.clone() }
+        Actor {
+            kind: "user",
+            id: Some(self.user_id.clone()),
+            label: self.email.clone(),
+            request_id: self.request_id.clone(),
+        }
     }
 }
 
 pub(crate) fn request_id(parts: &Parts) -> Option<String> {
-    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 pub(crate) fn host(parts: &Parts, state: &AppState) -> String {
@@ -80,7 +89,13 @@ pub(crate) fn host(parts: &Parts, state: &AppState) -> String {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -96,7 +111,10 @@ pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 }
 
 fn unauthenticated(message: &str) -> ApiError {
-    ApiError::Unauthenticated { code: "unauthenticated", message: message.to_owned() }
+    ApiError::Unauthenticated {
+        code: "unauthenticated",
+        message: message.to_owned(),
+    }
 }
 
 /// The tenant a request's host names, or the error for a host that names none.
@@ -145,7 +163,10 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         if tenant.suspended() {
-            return Err(ApiError::Forbidden { code: "tenant_suspended", message: "this academy is suspended".into() });
+            return Err(ApiError::Forbidden {
+                code: "tenant_suspended",
+                message: "this academy is suspended".into(),
+            });
         }
         let db = state.db.tenant(&tenant.id);
         let mut tx = db.begin_read().await?;
@@ -194,7 +215,10 @@ impl FromRequestParts<AppState> for Caller {
         let user_id: String = user.try_get("user_id")?;
         let status: String = user.try_get("status")?;
         if status != "active" {
-            return Err(ApiError::Forbidden { code: "account_inactive", message: format!("this account is {status}") });
+            return Err(ApiError::Forbidden {
+                code: "account_inactive",
+                message: format!("this account is {status}"),
+            });
         }
         let grants = load_grants(&mut tx, &user_id).await?;
         tx.commit().await?;
@@ -261,7 +285,10 @@ pub async fn load_grants(tx: &mut crate::db::TenantTx, user_id: &str) -> Result<
         let scope_type: String = row.try_get("scope_type")?;
         let scope = match scope_type.as_str() {
             "tenant" => GrantScope::Tenant,
-            "org" => GrantScope::Org { id: row.try_get("org_id")?, path: row.try_get("path")? },
+            "org" => GrantScope::Org {
+                id: row.try_get("org_id")?,
+                path: row.try_get("path")?,
+            },
             _ => {
                 let def: String = row.try_get("definition")?;
                 GrantScope::Segment {
@@ -289,7 +316,12 @@ pub struct Operator {
 impl Operator {
     /// The operator as an audit actor.
     pub fn actor(&self) -> Actor {
-        Actor { kind: "operator", id: Some(self.id.clone()), label: self.email.clone(), request_id: self.request_id.clone() }
+        Actor {
+            kind: "operator",
+            id: Some(self.id.clone()),
+            label: self.email.clone(),
+            request_id: self.request_id.clone(),
+        }
     }
 }
 
@@ -311,7 +343,11 @@ impl FromRequestParts<AppState> for Operator {
         .await?
         .ok_or_else(|| unauthenticated("invalid or expired operator token"))?;
         tx.commit().await?;
-        Ok(Operator { id: row.try_get("id")?, email: row.try_get("email")?, request_id: request_id(parts) })
+        Ok(Operator {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            request_id: request_id(parts),
+        })
     }
 }
 

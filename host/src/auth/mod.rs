@@ -4,8 +4,8 @@
 mod extract;
 pub mod password;
 
-pub use extract::{Caller, CallerVia, Operator, load_grants};
 pub use extract::RequestHost;
+pub use extract::{Caller, CallerVia, Operator, load_grants};
 
 use sha2::{Digest, Sha256};
 
@@ -44,6 +44,11 @@ pub struct Actor {
 impl Actor {
     /// The system itself (CLI, demo seed, start-up).
     pub fn system(label: &str) -> Actor {
-        Actor { kind: "system", id: None, label: label.to_owned(), request_id: None }
+        Actor {
+            kind: "system",
+            id: None,
+            label: label.to_owned(),
+            request_id: None,
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Password hashing with argon2id, off the async threads.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 
 /// Shortest accepted password.
 pub const MIN_LEN: usize = 10;
@@ -12,10 +12,16 @@ pub const MAX_LEN: usize = 200;
 pub fn check_new(field: &str, password: &str) -> Result<(), crate::error::ApiError> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(crate::error::ApiError::invalid(field, format!("must have at least {MIN_LEN} characters")));
+        return Err(crate::error::ApiError::invalid(
+            field,
+            format!("must have at least {MIN_LEN} characters"),
+        ));
     }
     if n > MAX_LEN {
-        return Err(crate::error::ApiError::invalid(field, format!("must have at most {MAX_LEN} characters")));
+        return Err(crate::error::ApiError::invalid(
+            field,
+            format!("must have at most {MAX_LEN} characters"),
+        ));
     }
     Ok(())
 }

@@ -22,7 +22,10 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
         } else {
-            anyhow::bail!("database URL must start with sqlite: or postgres:// (got {})", redact_url(url))
+            anyhow::bail!(
+                "database URL must start with sqlite: or postgres:// (got {})",
+                redact_url(url)
+            )
         }
     }
 
@@ -30,7 +33,11 @@ impl Backend {
     pub fn normalize_url(self, url: &str) -> String {
         match self {
             Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
-                if url.contains('?') { format!("{url}&mode=rwc") } else { format!("{url}?mode=rwc") }
+                if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                }
             }
             _ => url.to_owned(),
         }

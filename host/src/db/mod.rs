@@ -55,7 +55,10 @@ impl Db {
 
     /// A handle for one tenant's data.
     pub fn tenant(&self, tenant_id: &str) -> TenantDb {
-        TenantDb { db: self.clone(), tenant_id: tenant_id.to_owned() }
+        TenantDb {
+            db: self.clone(),
+            tenant_id: tenant_id.to_owned(),
+        }
     }
 
     /// A handle for work across tenants (operator actions, host and token resolution).
@@ -84,7 +87,11 @@ impl Db {
     ) -> Result<Transaction<'static, Any>, sqlx::Error> {
         let mut tx = self.pool.begin_with(statement).await?;
         if let Some(sql) = self.backend.set_local_sql() {
-            sqlx::query(sql).bind(setting.0.to_owned()).bind(setting.1.to_owned()).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(setting.0.to_owned())
+                .bind(setting.1.to_owned())
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(tx)
     }
@@ -117,15 +124,29 @@ impl TenantDb {
     /// Open a transaction bound to this tenant.
     pub async fn begin(&self) -> Result<TenantTx, sqlx::Error> {
         let tx = Conn::Tx(self.db.begin(("aula.tenant_id", &self.tenant_id)).await?);
-        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+        Ok(TenantTx {
+            tx,
+            tenant_id: self.tenant_id.clone(),
+            backend: self.db.backend,
+        })
     }
 
     /// Open a read transaction that sees one consistent moment across every statement (exports, clones).
     /// SQLite's deferred read transactions already do; PostgreSQL needs REPEATABLE READ.
     pub async fn begin_snapshot(&self) -> Result<TenantTx, sqlx::Error> {
-        let tx = self.db.begin_with(self.db.backend.snapshot_begin_statement(), ("aula.tenant_id", &self.tenant_id)).await?;
+        let tx = self
+            .db
+            .begin_with(
+                self.db.backend.snapshot_begin_statement(),
+                ("aula.tenant_id", &self.tenant_id),
+            )
+            .await?;
         let tx = Conn::Tx(tx);
-        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+        Ok(TenantTx {
+            tx,
+            tenant_id: self.tenant_id.clone(),
+            backend: self.db.backend,
+        })
     }
 
     /// Open a handle for reading only: on PostgreSQL a transaction (the row-level security setting is
@@ -136,7 +157,11 @@ impl TenantDb {
             Backend::Sqlite => Conn::Plain(self.db.pool.acquire().await?),
             Backend::Postgres => Conn::Tx(self.db.begin_with("BEGIN", ("aula.tenant_id", &self.tenant_id)).await?),
         };
-        Ok(TenantTx { tx, tenant_id: self.tenant_id.clone(), backend: self.db.backend })
+        Ok(TenantTx {
+            tx,
+            tenant_id: self.tenant_id.clone(),
+            backend: self.db.backend,
+        })
     }
 }
 
@@ -208,7 +233,10 @@ impl TenantTx {
     /// Execute a statement built with [`Sql`].
     pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
         let args = sql.arguments(Some(&self.tenant_id));
-        Ok(sqlx::query_with(sql.text(), args).execute(&mut *self.tx).await?.rows_affected())
+        Ok(sqlx::query_with(sql.text(), args)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected())
     }
 
     /// The connection, for `query.fetch_*(tx.conn())`.
@@ -235,7 +263,10 @@ impl PlatformDb {
     /// Open a transaction with platform rights.
     pub async fn begin(&self) -> Result<PlatformTx, sqlx::Error> {
         let tx = self.db.begin(("aula.platform", "on")).await?;
-        Ok(PlatformTx { tx, backend: self.db.backend })
+        Ok(PlatformTx {
+            tx,
+            backend: self.db.backend,
+        })
     }
 
     /// The backend behind this handle.
@@ -268,12 +299,17 @@ impl PlatformTx {
 
     /// Run a statement built with [`Sql`] (no tenant reserved).
     pub async fn fetch_all_sql(&mut self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
-        sqlx::query_with(sql.text(), sql.arguments(None)).fetch_all(&mut *self.tx).await
+        sqlx::query_with(sql.text(), sql.arguments(None))
+            .fetch_all(&mut *self.tx)
+            .await
     }
 
     /// Execute a statement built with [`Sql`] (no tenant reserved).
     pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query_with(sql.text(), sql.arguments(None)).execute(&mut *self.tx).await?.rows_affected())
+        Ok(sqlx::query_with(sql.text(), sql.arguments(None))
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected())
     }
 
     /// Commit the transaction.
@@ -333,5 +369,6 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
 
 /// Is this a foreign-key violation?
 pub fn foreign_key_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
+    err.as_database_error()
+        .is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
 }

@@ -54,12 +54,20 @@ pub struct Sql {
 impl Sql {
     /// A statement whose `$1` is the tenant; the first `push_bind` becomes `$2`.
     pub fn tenant(text: &str) -> Sql {
-        Sql { text: text.to_owned(), args: Vec::new(), reserved: 1 }
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+            reserved: 1,
+        }
     }
 
     /// A statement without a reserved tenant argument.
     pub fn plain(text: &str) -> Sql {
-        Sql { text: text.to_owned(), args: Vec::new(), reserved: 0 }
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+            reserved: 0,
+        }
     }
 
     /// Append SQL text.

@@ -107,7 +107,8 @@ impl Op {
 
 /// The API being assembled: a router plus its OpenAPI description.
 pub struct Api {
-    router: Router<AppState>,
+    /// One method router per path; each operation adds its own method, and axum refuses a method twice.
+    handlers: Vec<(&'static str, MethodRouter<AppState>)>,
     paths: Map<String, Value>,
     generator: SchemaGenerator,
     tag: &'static str,
@@ -123,7 +124,7 @@ impl Api {
     /// An empty API.
     pub fn new() -> Api {
         Api {
-            router: Router::new(),
+            handlers: Vec::new(),
             paths: Map::new(),
             generator: SchemaSettings::openapi3().into_generator(),
             tag: "",
@@ -141,20 +142,26 @@ impl Api {
         schema_value(self.generator.subschema_for::<T>())
     }
 
-    /// Mount `handler` and describe it.
+    /// Mount `handler` (a method router for this operation's method only) and describe it.
     pub fn op(&mut self, mut op: Op, handler: MethodRouter<AppState>) -> &mut Self {
         if op.tag.is_empty() {
             op.tag = self.tag;
         }
-        let router = std::mem::take(&mut self.router);
-        self.router = router.route(op.path, handler);
+        match self.handlers.iter_mut().find(|(path, _)| *path == op.path) {
+            Some(slot) => slot.1 = std::mem::take(&mut slot.1).merge(handler),
+            None => self.handlers.push((op.path, handler)),
+        }
         let entry = self.paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method] = describe(&op);
         self
     }
 
     /// Like [`Api::op`], with a JSON request body of type `Req` and a response of type `Res`.
-    pub fn op_io<Req: JsonSchema, Res: JsonSchema>(&mut self, mut op: Op, handler: MethodRouter<AppState>) -> &mut Self {
+    pub fn op_io<Req: JsonSchema, Res: JsonSchema>(
+        &mut self,
+        mut op: Op,
+        handler: MethodRouter<AppState>,
+    ) -> &mut Self {
         op.request = Some(self.schema::<Req>());
         op.response = Some(self.schema::<Res>());
         self.op(op, handler)
@@ -174,8 +181,12 @@ impl Api {
 
     /// The router and the OpenAPI 3.1 document.
     pub fn finish(self) -> (Router<AppState>, Value) {
-        let schemas: Map<String, Value> =
-            self.generator.definitions().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let schemas: Map<String, Value> = self
+            .generator
+            .definitions()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut schemas = schemas;
         schemas.insert(
             "Error".into(),
@@ -213,7 +224,11 @@ impl Api {
                 }
             }
         });
-        (self.router, doc)
+        let router = self
+            .handlers
+            .into_iter()
+            .fold(Router::new(), |router, (path, handler)| router.route(path, handler));
+        (router, doc)
     }
 }
 
@@ -229,8 +244,10 @@ fn describe(op: &Op) -> Value {
         }
     }
     for (name, description) in &op.query {
-        params.push(json!({"name": name, "in": "query", "required": false, "description": description,
-            "schema": {"type": "string"}}));
+        params.push(
+            json!({"name": name, "in": "query", "required": false, "description": description,
+            "schema": {"type": "string"}}),
+        );
     }
     let mut responses = Map::new();
     let ok = match &op.response {

@@ -15,16 +15,18 @@ use sqlx::Row;
 pub fn routes(api: &mut Api) {
     api.tag("audit");
     api.op_out::<Page<AuditEntry>>(
-        Op::get("/api/v1/audit", "The academy's audit log, newest first").permission("audit.read").query(&[
-            ("limit", "page size"),
-            ("cursor", "from next_cursor"),
-            ("action", "e.g. user.create"),
-            ("actor_id", "who"),
-            ("target_type", "user, org, …"),
-            ("target_id", "which"),
-            ("since", "RFC 3339 time"),
-            ("until", "RFC 3339 time"),
-        ]),
+        Op::get("/api/v1/audit", "The academy's audit log, newest first")
+            .permission("audit.read")
+            .query(&[
+                ("limit", "page size"),
+                ("cursor", "from next_cursor"),
+                ("action", "e.g. user.create"),
+                ("actor_id", "who"),
+                ("target_type", "user, org, …"),
+                ("target_id", "which"),
+                ("since", "RFC 3339 time"),
+                ("until", "RFC 3339 time"),
+            ]),
         get(list),
     );
 }
@@ -64,14 +66,27 @@ fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
 }
 
-async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Params>) -> ApiResult<axum::Json<Page<AuditEntry>>> {
+async fn list(
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(p): Query<Params>,
+) -> ApiResult<axum::Json<Page<AuditEntry>>> {
     caller.require_tenant_wide(Permission::AuditRead)?;
-    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit()?;
     let mut sql = Sql::tenant(
         "SELECT id, at, actor_type, actor_id, actor_label, action, target_type, target_id, before, after, request_id \
          FROM audit_log WHERE tenant_id = $1",
     );
-    for (col, v) in [("action", &p.action), ("actor_id", &p.actor_id), ("target_type", &p.target_type), ("target_id", &p.target_id)] {
+    for (col, v) in [
+        ("action", &p.action),
+        ("actor_id", &p.actor_id),
+        ("target_type", &p.target_type),
+        ("target_id", &p.target_id),
+    ] {
         if let Some(v) = v {
             sql.push(&format!(" AND {col} = ")).push_bind(v.as_str());
         }

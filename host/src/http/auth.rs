@@ -18,12 +18,21 @@ use std::net::SocketAddr;
 pub fn routes(api: &mut Api) {
     api.tag("auth");
     api.op_io::<LoginRequest, Me>(
-        Op::post("/api/v1/auth/login", "Sign in with e-mail and password; sets the session cookie")
-            .auth(Auth::Public),
+        Op::post(
+            "/api/v1/auth/login",
+            "Sign in with e-mail and password; sets the session cookie",
+        )
+        .auth(Auth::Public),
         post(login),
     );
-    api.op(Op::post("/api/v1/auth/logout", "End the current session").status(204), post(logout));
-    api.op_out::<Me>(Op::get("/api/v1/me", "The signed-in user, their tenant and permissions"), get(me));
+    api.op(
+        Op::post("/api/v1/auth/logout", "End the current session").status(204),
+        post(logout),
+    );
+    api.op_out::<Me>(
+        Op::get("/api/v1/me", "The signed-in user, their tenant and permissions"),
+        get(me),
+    );
     api.op_in::<PasswordChange>(
         Op::post("/api/v1/me/password", "Change your password (ends your other sessions)").status(204),
         post(change_password),
@@ -62,11 +71,18 @@ async fn login(
         HostTenant::Tenant(t) => *t,
         HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
         HostTenant::Platform => {
-            return Err(ApiError::rule("tenant_host_required", None, "sign in on your academy's address"));
+            return Err(ApiError::rule(
+                "tenant_host_required",
+                None,
+                "sign in on your academy's address",
+            ));
         }
     };
     if tenant.suspended() {
-        return Err(ApiError::Forbidden { code: "tenant_suspended", message: "this academy is suspended".into() });
+        return Err(ApiError::Forbidden {
+            code: "tenant_suspended",
+            message: "this academy is suspended".into(),
+        });
     }
     let email = req.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 {
@@ -109,9 +125,15 @@ async fn login(
         });
     }
 
-    let stored = user.as_ref().and_then(|u| u.try_get::<Option<String>, _>("password_hash").ok().flatten());
+    let stored = user
+        .as_ref()
+        .and_then(|u| u.try_get::<Option<String>, _>("password_hash").ok().flatten());
     // Verify against a dummy hash when there is no user, so timing does not tell who has an account.
-    let ok = password::verify(req.password, stored.clone().unwrap_or_else(|| (*state.dummy_hash).clone())).await
+    let ok = password::verify(
+        req.password,
+        stored.clone().unwrap_or_else(|| (*state.dummy_hash).clone()),
+    )
+    .await
         && stored.is_some();
     let mut tx = db.begin().await?;
     let Some(user) = user.filter(|_| ok) else {
@@ -130,7 +152,10 @@ async fn login(
     };
     let status: String = user.try_get("status")?;
     if status != "active" {
-        return Err(ApiError::Forbidden { code: "account_inactive", message: format!("this account is {status}") });
+        return Err(ApiError::Forbidden {
+            code: "account_inactive",
+            message: format!("this account is {status}"),
+        });
     }
     let user_id: String = user.try_get("id")?;
     tx.query("DELETE FROM login_failures WHERE tenant_id = $1 AND (email = $2 OR at < $3)")
@@ -188,7 +213,11 @@ async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {
                 .await?;
         }
         CallerVia::Token(_) => {
-            return Err(ApiError::rule("not_a_session", None, "API tokens are revoked with DELETE /api/v1/tokens/{id}"));
+            return Err(ApiError::rule(
+                "not_a_session",
+                None,
+                "API tokens are revoked with DELETE /api/v1/tokens/{id}",
+            ));
         }
     }
     tx.commit().await?;

@@ -26,25 +26,25 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
             // serde names the path and the problem: "users[2].email: unknown field `x`, expected …"
-            let text = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
+            let text = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.body_text());
             let (field, message) = match text.split_once(": ") {
                 Some((path, msg)) if !path.contains(' ') => (Some(path.to_owned()), msg.to_owned()),
                 _ => (None, text.clone()),
             };
+            // The path of an unknown field already ends with the field; a missing field's path is its parent's.
+            let join = |path: Option<String>, name: String| match path {
+                Some(p) if p == name || p.ends_with(&format!(".{name}")) => p,
+                Some(p) if p != "." => format!("{p}.{name}"),
+                _ => name,
+            };
             let (code, field) = if let Some(name) = message.strip_prefix("unknown field `") {
                 let name = name.split('`').next().unwrap_or_default().to_owned();
-                let full = match field {
-                    Some(p) if p != "." => format!("{p}.{name}"),
-                    _ => name,
-                };
-                ("unknown_field", Some(full))
+                ("unknown_field", Some(join(field, name)))
             } else if let Some(name) = message.strip_prefix("missing field `") {
                 let name = name.split('`').next().unwrap_or_default().to_owned();
-                let full = match field {
-                    Some(p) if p != "." => format!("{p}.{name}"),
-                    _ => name,
-                };
-                ("missing_field", Some(full))
+                ("missing_field", Some(join(field, name)))
             } else {
                 ("invalid_field", field.filter(|f| f != "."))
             };
@@ -63,8 +63,14 @@ fn json_error(rejection: JsonRejection) -> ApiError {
             message: "send the body as JSON with Content-Type: application/json".into(),
             field: None,
         },
-        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        other => ApiError::BadRequest { code: "bad_body", message: other.body_text(), field: None },
+        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge
+        }
+        other => ApiError::BadRequest {
+            code: "bad_body",
+            message: other.body_text(),
+            field: None,
+        },
     }
 }
 
@@ -79,17 +85,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 let text = e.body_text();
-                let message = text.trim_start_matches("Failed to deserialize query string: ").to_owned();
-                let field = message
+                let message = text
+                    .trim_start_matches("Failed to deserialize query string: ")
+                    .to_owned();
+                // serde names the parameter first: "colour: unknown field `colour`, …", "limit: invalid digit …".
+                let (param, rest) = match message.split_once(": ") {
+                    Some((p, rest)) if !p.is_empty() && !p.contains(' ') => (Some(p.to_owned()), rest),
+                    _ => (None, message.as_str()),
+                };
+                let unknown = rest
                     .strip_prefix("unknown field `")
                     .map(|n| n.split('`').next().unwrap_or_default().to_owned());
                 Err(ApiError::BadRequest {
-                    code: if field.is_some() { "unknown_parameter" } else { "invalid_parameter" },
+                    code: if unknown.is_some() {
+                        "unknown_parameter"
+                    } else {
+                        "invalid_parameter"
+                    },
+                    field: unknown.or(param),
                     message,
-                    field,
                 })
             }
-            Err(other) => Err(ApiError::BadRequest { code: "invalid_parameter", message: other.body_text(), field: None }),
+            Err(other) => Err(ApiError::BadRequest {
+                code: "invalid_parameter",
+                message: other.body_text(),
+                field: None,
+            }),
         }
     }
 }
@@ -138,7 +159,11 @@ impl<T> Page<T> {
     pub fn new(items: Vec<T>, more: bool, uri: &axum::http::Uri, key: impl Fn(&T) -> String) -> Page<T> {
         let next_cursor = if more { items.last().map(&key) } else { None };
         let next = next_cursor.as_ref().map(|c| next_link(uri, c));
-        Page { items, next_cursor, next }
+        Page {
+            items,
+            next_cursor,
+            next,
+        }
     }
 }
 
@@ -186,7 +211,10 @@ pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
     }) && !v.contains(char::is_whitespace)
         && v.matches('@').count() == 1;
     if !ok {
-        return Err(ApiError::invalid(field, "must be an e-mail address such as ada@example.com"));
+        return Err(ApiError::invalid(
+            field,
+            "must be an e-mail address such as ada@example.com",
+        ));
     }
     Ok(v)
 }

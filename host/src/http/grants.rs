@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::{GrantScope, Permission, Reach, ScopeRef};
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -19,14 +19,21 @@ use sqlx::any::AnyRow;
 pub fn routes(api: &mut Api) {
     api.tag("grants");
     api.op_out::<Vec<GrantOut>>(
-        Op::get("/api/v1/grants", "List grants of users within your scope").permission("roles.read").query(&[("user_id", "only this user's grants")]),
-        get(list).post(create),
+        Op::get("/api/v1/grants", "List grants of users within your scope")
+            .permission("roles.read")
+            .query(&[("user_id", "only this user's grants")]),
+        get(list),
     );
     api.op_io::<NewGrant, GrantOut>(
-        Op::post("/api/v1/grants", "Grant a role at a scope").permission("grants.write").status(201),
-        get(list).post(create),
+        Op::post("/api/v1/grants", "Grant a role at a scope")
+            .permission("grants.write")
+            .status(201),
+        post(create),
     );
-    api.op(Op::delete("/api/v1/grants/{id}", "Revoke a grant").permission("grants.write"), delete(remove));
+    api.op(
+        Op::delete("/api/v1/grants/{id}", "Revoke a grant").permission("grants.write"),
+        delete(remove),
+    );
 }
 
 /// A grant.
@@ -45,8 +52,12 @@ fn from_row(row: &AnyRow) -> Result<GrantOut, sqlx::Error> {
     let scope_type: String = row.try_get("scope_type")?;
     let scope = match scope_type.as_str() {
         "tenant" => ScopeRef::Tenant,
-        "org" => ScopeRef::Org { id: row.try_get("org_id")? },
-        _ => ScopeRef::Segment { id: row.try_get("segment_id")? },
+        "org" => ScopeRef::Org {
+            id: row.try_get("org_id")?,
+        },
+        _ => ScopeRef::Segment {
+            id: row.try_get("segment_id")?,
+        },
     };
     Ok(GrantOut {
         id: row.try_get("id")?,
@@ -93,11 +104,18 @@ async fn resolve_scope(tx: &mut TenantTx, scope: &ScopeRef) -> ApiResult<GrantSc
     Ok(match scope {
         ScopeRef::Tenant => GrantScope::Tenant,
         ScopeRef::Org { id } => {
-            let org = super::orgs::find(tx, id).await?.ok_or_else(|| ApiError::invalid("scope.id", "no such organization"))?;
-            GrantScope::Org { id: org.id, path: org.path }
+            let org = super::orgs::find(tx, id)
+                .await?
+                .ok_or_else(|| ApiError::invalid("scope.id", "no such organization"))?;
+            GrantScope::Org {
+                id: org.id,
+                path: org.path,
+            }
         }
         ScopeRef::Segment { id } => {
-            let def = super::segments::load_def(tx, id).await?.ok_or_else(|| ApiError::invalid("scope.id", "no such segment"))?;
+            let def = super::segments::load_def(tx, id)
+                .await?
+                .ok_or_else(|| ApiError::invalid("scope.id", "no such segment"))?;
             GrantScope::Segment { id: id.clone(), def }
         }
     })
@@ -109,7 +127,9 @@ async fn create(caller: Caller, Json(req): Json<NewGrant>) -> ApiResult<(StatusC
     super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &req.user_id)
         .await
         .map_err(|_| ApiError::invalid("user_id", "no such user within your scope"))?;
-    let role = super::roles::find(&mut tx, &req.role).await.map_err(|_| ApiError::invalid("role", "no such role"))?;
+    let role = super::roles::find(&mut tx, &req.role)
+        .await
+        .map_err(|_| ApiError::invalid("role", "no such role"))?;
     let scope = resolve_scope(&mut tx, &req.scope).await?;
     // Out-of-scope targets look like missing ones.
     if !reach.covers_scope(&scope) {
@@ -146,14 +166,27 @@ async fn create(caller: Caller, Json(req): Json<NewGrant>) -> ApiResult<(StatusC
         None => e.into(),
     })?;
     let out = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "grant.create", target_type: "user", target_id: Some(&req.user_id), before: None, after: Some(json!(out)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "grant.create",
+            target_type: "user",
+            target_id: Some(&req.user_id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
 async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<GrantOut> {
     let row = tx
-        .query(&format!("SELECT {COLUMNS} FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.tenant_id = $1 AND g.id = $2"))
+        .query(&format!(
+            "SELECT {COLUMNS} FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.tenant_id = $1 AND g.id = $2"
+        ))
         .bind(id.to_owned())
         .fetch_optional(tx.conn())
         .await?
@@ -166,15 +199,36 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let mut tx = caller.db().begin().await?;
     let grant = find(&mut tx, &id).await?;
     let scope = resolve_scope(&mut tx, &grant.scope).await?;
-    let user_visible = super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &grant.user_id).await.is_ok();
+    let user_visible =
+        super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &grant.user_id)
+            .await
+            .is_ok();
     if !reach.covers_scope(&scope) || !user_visible {
         return Err(ApiError::NotFound { what: "grant" });
     }
     if grant.user_id == caller.user_id && grant.role == "tenant_admin" {
-        return Err(ApiError::rule("self_lockout", None, "you cannot revoke your own academy admin role"));
+        return Err(ApiError::rule(
+            "self_lockout",
+            None,
+            "you cannot revoke your own academy admin role",
+        ));
     }
-    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change { action: "grant.delete", target_type: "user", target_id: Some(&grant.user_id), before: Some(json!(grant)), after: None }).await?;
+    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "grant.delete",
+            target_type: "user",
+            target_id: Some(&grant.user_id),
+            before: Some(json!(grant)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

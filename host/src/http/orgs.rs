@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -22,49 +22,65 @@ use sqlx::any::AnyRow;
 pub fn routes(api: &mut Api) {
     api.tag("orgs");
     api.op_out::<Page<OrgOut>>(
-        Op::get("/api/v1/orgs", "List organizations within your scope").permission("orgs.read").query(&[
-            ("limit", "page size, 1–500"),
-            ("cursor", "from next_cursor"),
-            ("parent", "children of this organization; `root` for top-level ones"),
-            ("q", "part of the name"),
-        ]),
-        get(list).post(create),
+        Op::get("/api/v1/orgs", "List organizations within your scope")
+            .permission("orgs.read")
+            .query(&[
+                ("limit", "page size, 1–500"),
+                ("cursor", "from next_cursor"),
+                ("parent", "children of this organization; `root` for top-level ones"),
+                ("q", "part of the name"),
+            ]),
+        get(list),
     );
     api.op_io::<NewOrg, OrgOut>(
-        Op::post("/api/v1/orgs", "Create an organization").permission("orgs.write").status(201),
-        get(list).post(create),
+        Op::post("/api/v1/orgs", "Create an organization")
+            .permission("orgs.write")
+            .status(201),
+        post(create),
     );
     api.op_out::<OrgOut>(
         Op::get("/api/v1/orgs/{id}", "Read an organization").permission("orgs.read"),
-        get(read).patch(update).delete(remove),
+        get(read),
     );
     api.op_io::<OrgPatch, OrgOut>(
-        Op::patch("/api/v1/orgs/{id}", "Rename, move (parent_id) or change an organization").permission("orgs.write"),
-        get(read).patch(update).delete(remove),
+        Op::patch(
+            "/api/v1/orgs/{id}",
+            "Rename, move (parent_id) or change an organization",
+        )
+        .permission("orgs.write"),
+        patch(update),
     );
     api.op(
         Op::delete("/api/v1/orgs/{id}", "Delete an organization")
             .permission("orgs.write")
             .query(&[("mode", "`reparent` moves children and members to the parent first")]),
-        get(read).patch(update).delete(remove),
+        delete(remove),
     );
     api.op_out::<Page<MemberOut>>(
-        Op::get("/api/v1/orgs/{id}/members", "Members, including sub-organizations").permission("orgs.read").query(&[
-            ("limit", "page size"),
-            ("cursor", "from next_cursor"),
-            ("direct", "`true`: only direct members"),
-            ("status", "user status"),
-            ("role", "holding this role key"),
-            ("sub_org", "only members of this sub-organization (and below)"),
-        ]),
-        get(members).post(add_member_handler),
+        Op::get("/api/v1/orgs/{id}/members", "Members, including sub-organizations")
+            .permission("orgs.read")
+            .query(&[
+                ("limit", "page size"),
+                ("cursor", "from next_cursor"),
+                ("direct", "`true`: only direct members"),
+                ("status", "user status"),
+                ("role", "holding this role key"),
+                ("sub_org", "only members of this sub-organization (and below)"),
+            ]),
+        get(members),
     );
     api.op_io::<NewMember, MemberOut>(
-        Op::post("/api/v1/orgs/{id}/members", "Add a user to the organization").permission("members.write").status(201),
-        get(members).post(add_member_handler),
+        Op::post("/api/v1/orgs/{id}/members", "Add a user to the organization")
+            .permission("members.write")
+            .status(201),
+        post(add_member_handler),
     );
     api.op(
-        Op::delete("/api/v1/orgs/{id}/members/{user_id}", "Remove a user from the organization").permission("members.write"),
+        Op::delete(
+            "/api/v1/orgs/{id}/members/{user_id}",
+            "Remove a user from the organization",
+        )
+        .permission("members.write"),
         delete(remove_member),
     );
 }
@@ -140,13 +156,21 @@ pub async fn find(tx: &mut TenantTx, id: &str) -> Result<Option<OrgRow>, sqlx::E
 /// Find an organization the caller reaches with `perm`, or 404 (outside the scope looks like nowhere).
 async fn find_in_reach(tx: &mut TenantTx, caller: &Caller, perm: Permission, id: &str) -> ApiResult<OrgRow> {
     let reach = caller.grants.reach(perm);
-    find(tx, id).await?.filter(|o| reach.covers_org_path(&o.path)).ok_or(ApiError::NotFound { what: "organization" })
+    find(tx, id)
+        .await?
+        .filter(|o| reach.covers_org_path(&o.path))
+        .ok_or(ApiError::NotFound { what: "organization" })
 }
 
 async fn load_out(tx: &mut TenantTx, id: &str) -> ApiResult<OrgOut> {
-    let mut sql = Sql::tenant(&format!("SELECT {ORG_COLUMNS} FROM orgs o WHERE o.tenant_id = $1 AND o.id = "));
+    let mut sql = Sql::tenant(&format!(
+        "SELECT {ORG_COLUMNS} FROM orgs o WHERE o.tenant_id = $1 AND o.id = "
+    ));
     sql.push_bind(id);
-    let row = tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound { what: "organization" })?;
+    let row = tx
+        .fetch_optional_sql(&sql)
+        .await?
+        .ok_or(ApiError::NotFound { what: "organization" })?;
     Ok(org_from_row(&row)?)
 }
 
@@ -179,7 +203,12 @@ async fn check_limits(tx: &mut TenantTx, path: &str, new_users: &[&str]) -> ApiR
              WHERE m.tenant_id = $1 AND t.path LIKE ",
         );
         sql.push_bind(format!("{}%", org.path));
-        let current: i64 = tx.fetch_optional_sql(&sql).await?.map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        let current: i64 = tx
+            .fetch_optional_sql(&sql)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
         let mut sql = Sql::tenant(
             "SELECT COUNT(DISTINCT m.user_id) FROM memberships m JOIN orgs t ON t.id = m.org_id \
              WHERE m.tenant_id = $1 AND t.path LIKE ",
@@ -187,8 +216,15 @@ async fn check_limits(tx: &mut TenantTx, path: &str, new_users: &[&str]) -> ApiR
         sql.push_bind(format!("{}%", org.path)).push(" AND m.user_id IN (");
         super::users::push_ids(&mut sql, new_users.iter().copied());
         sql.push(")");
-        let already: i64 =
-            if new_users.is_empty() { 0 } else { tx.fetch_optional_sql(&sql).await?.map(|r| r.try_get(0)).transpose()?.unwrap_or(0) };
+        let already: i64 = if new_users.is_empty() {
+            0
+        } else {
+            tx.fetch_optional_sql(&sql)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0)
+        };
         let after = current + new_users.len() as i64 - already;
         if after > limit && after > current {
             return Err(ApiError::Unprocessable {
@@ -225,9 +261,17 @@ struct ListParams {
     q: Option<String>,
 }
 
-async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Page<OrgOut>>> {
+async fn list(
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<OrgOut>>> {
     let reach = caller.require(Permission::OrgsRead)?;
-    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit()?;
     let mut tx = caller.db().begin_read().await?;
     let mut sql = Sql::tenant(&format!("SELECT {ORG_COLUMNS} FROM orgs o WHERE o.tenant_id = $1"));
     reach.push_org_filter(&mut sql);
@@ -241,7 +285,8 @@ async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Lis
         None => {}
     }
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        sql.push(" AND lower(o.name) LIKE ").push_bind(format!("%{}%", q.to_lowercase()));
+        sql.push(" AND lower(o.name) LIKE ")
+            .push_bind(format!("%{}%", q.to_lowercase()));
     }
     if let Some(cursor) = &p.cursor {
         sql.push(" AND o.id > ").push_bind(cursor.as_str());
@@ -275,17 +320,22 @@ struct NewOrg {
 
 fn org_conflict(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
-        Some(k) if k.contains("orgs_sibling_name") => {
-            ApiError::duplicate("name", "an organization with this name already exists under the same parent")
+        Some(k) if k.contains("orgs_sibling_name") => ApiError::duplicate(
+            "name",
+            "an organization with this name already exists under the same parent",
+        ),
+        Some(k) if k.contains("external_id") => {
+            ApiError::duplicate("external_id", "an organization has this external id already")
         }
-        Some(k) if k.contains("external_id") => ApiError::duplicate("external_id", "an organization has this external id already"),
         _ => e.into(),
     }
 }
 
 fn check_limit_value(limit: Option<i64>) -> ApiResult<()> {
     match limit {
-        Some(n) if !(0..=10_000_000).contains(&n) => Err(ApiError::invalid("member_limit", "must be between 0 and 10000000")),
+        Some(n) if !(0..=10_000_000).contains(&n) => {
+            Err(ApiError::invalid("member_limit", "must be between 0 and 10000000"))
+        }
         _ => Ok(()),
     }
 }
@@ -326,13 +376,17 @@ async fn create(caller: Caller, Json(req): Json<NewOrg>) -> ApiResult<(StatusCod
         .await;
     inserted.map_err(org_conflict)?;
     let out = load_out(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "org.create",
-        target_type: "org",
-        target_id: Some(&id),
-        before: None,
-        after: Some(json!(out)),
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "org.create",
+            target_type: "org",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
@@ -387,20 +441,29 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<OrgPatch
         }
     }
     let after = load_out(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "org.update",
-        target_type: "org",
-        target_id: Some(&id),
-        before: Some(json!(before)),
-        after: Some(json!(after)),
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "org.update",
+            target_type: "org",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
 
 /// Move `org` (and its subtree) under `new_parent`, refusing cycles and moves out of the caller's scope.
-async fn move_org(tx: &mut TenantTx, reach: &crate::scope::Reach, org: &OrgRow, new_parent: Option<&str>) -> ApiResult<()> {
+async fn move_org(
+    tx: &mut TenantTx,
+    reach: &crate::scope::Reach,
+    org: &OrgRow,
+    new_parent: Option<&str>,
+) -> ApiResult<()> {
     let (new_path, new_depth) = match new_parent {
         Some(pid) => {
             let parent = find(tx, pid)
@@ -419,14 +482,23 @@ async fn move_org(tx: &mut TenantTx, reach: &crate::scope::Reach, org: &OrgRow, 
                 "SELECT DISTINCT m.user_id FROM memberships m JOIN orgs t ON t.id = m.org_id WHERE m.tenant_id = $1 AND t.path LIKE ",
             );
             sql.push_bind(format!("{}%", org.path));
-            let moving: Vec<String> =
-                tx.fetch_all_sql(&sql).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            let moving: Vec<String> = tx
+                .fetch_all_sql(&sql)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
             let refs: Vec<&str> = moving.iter().map(String::as_str).collect();
             check_limits(tx, &parent.path, &refs).await?;
             (format!("{}{}/", parent.path, org.id), parent.depth + 1)
         }
         None if reach.all => (format!("/{}/", org.id), 0),
-        None => return Err(ApiError::invalid("parent_id", "only academy admins can make an organization top-level")),
+        None => {
+            return Err(ApiError::invalid(
+                "parent_id",
+                "only academy admins can make an organization top-level",
+            ));
+        }
     };
     let depth_delta = new_depth - org.depth;
     let old_len = org.path.chars().count() as i64;
@@ -485,9 +557,15 @@ async fn remove(caller: Caller, Path(id): Path<String>, Query(p): Query<DeletePa
     }
     if reparent && (children > 0 || before.member_count > 0) {
         let Some(parent_id) = org.parent_id.clone() else {
-            return Err(ApiError::rule("org_is_root", Some("mode"), "a top-level organization has no parent to move its content to"));
+            return Err(ApiError::rule(
+                "org_is_root",
+                Some("mode"),
+                "a top-level organization has no parent to move its content to",
+            ));
         };
-        let parent = find(&mut tx, &parent_id).await?.ok_or(ApiError::NotFound { what: "organization" })?;
+        let parent = find(&mut tx, &parent_id)
+            .await?
+            .ok_or(ApiError::NotFound { what: "organization" })?;
         let reach = caller.grants.reach(Permission::OrgsWrite);
         if !reach.covers_org_path(&parent.path) {
             return Err(ApiError::forbidden("the parent organization is outside your scope"));
@@ -501,7 +579,9 @@ async fn remove(caller: Caller, Path(id): Path<String>, Query(p): Query<DeletePa
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
         for kid in kids {
-            let kid = find(&mut tx, &kid).await?.ok_or(ApiError::NotFound { what: "organization" })?;
+            let kid = find(&mut tx, &kid)
+                .await?
+                .ok_or(ApiError::NotFound { what: "organization" })?;
             move_org(&mut tx, &reach, &kid, Some(&parent_id)).await?;
         }
         tx.query(
@@ -513,16 +593,29 @@ async fn remove(caller: Caller, Path(id): Path<String>, Query(p): Query<DeletePa
         .execute(tx.conn())
         .await?;
     }
-    tx.query("DELETE FROM memberships WHERE tenant_id = $1 AND org_id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND org_id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    tx.query("DELETE FROM orgs WHERE tenant_id = $1 AND id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "org.delete",
-        target_type: "org",
-        target_id: Some(&id),
-        before: Some(json!(before)),
-        after: None,
-    })
+    tx.query("DELETE FROM memberships WHERE tenant_id = $1 AND org_id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND org_id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.query("DELETE FROM orgs WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "org.delete",
+            target_type: "org",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -558,15 +651,21 @@ async fn members(
     Query(p): Query<MemberParams>,
 ) -> ApiResult<axum::Json<Page<MemberOut>>> {
     caller.require(Permission::OrgsRead)?;
-    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit()?;
     let mut tx = caller.db().begin_read().await?;
     let org = find_in_reach(&mut tx, &caller, Permission::OrgsRead, &id).await?;
     let within = match &p.sub_org {
-        Some(sub) => find(&mut tx, sub)
-            .await?
-            .filter(|s| s.path.starts_with(&org.path))
-            .ok_or_else(|| ApiError::invalid("sub_org", "no such sub-organization"))?
-            .path,
+        Some(sub) => {
+            find(&mut tx, sub)
+                .await?
+                .filter(|s| s.path.starts_with(&org.path))
+                .ok_or_else(|| ApiError::invalid("sub_org", "no such sub-organization"))?
+                .path
+        }
         None => org.path.clone(),
     };
     // Cursor is "<user_id>|<org_id>" so the order is stable across pages.
@@ -591,8 +690,16 @@ async fn members(
         .push(")");
     }
     if let Some(cursor) = &p.cursor {
-        let (u, o) = cursor.split_once('|').ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this list"))?;
-        sql.push(" AND (u.id > ").push_bind(u).push(" OR (u.id = ").push_bind(u).push(" AND o.id > ").push_bind(o).push("))");
+        let (u, o) = cursor
+            .split_once('|')
+            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this list"))?;
+        sql.push(" AND (u.id > ")
+            .push_bind(u)
+            .push(" OR (u.id = ")
+            .push_bind(u)
+            .push(" AND o.id > ")
+            .push_bind(o)
+            .push("))");
     }
     sql.push(" ORDER BY u.id, o.id LIMIT ").push_bind(limit + 1);
     let rows = tx.fetch_all_sql(&sql).await?;
@@ -610,7 +717,9 @@ async fn members(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(axum::Json(Page::from_rows(items, limit, &uri, |m| format!("{}|{}", m.user_id, m.org_id))))
+    Ok(axum::Json(Page::from_rows(items, limit, &uri, |m| {
+        format!("{}|{}", m.user_id, m.org_id)
+    })))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -633,13 +742,17 @@ async fn add_member_handler(
         .map_err(|_| ApiError::invalid("user_id", "no such user within your scope"))?;
     let added = add_member(&mut tx, &org, &req.user_id).await?;
     if added {
-        record(&mut tx, &caller.actor(), Change {
-            action: "membership.add",
-            target_type: "org",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!({"user_id": req.user_id})),
-        })
+        record(
+            &mut tx,
+            &caller.actor(),
+            Change {
+                action: "membership.add",
+                target_type: "org",
+                target_id: Some(&id),
+                before: None,
+                after: Some(json!({"user_id": req.user_id})),
+            },
+        )
         .await?;
     }
     tx.commit().await?;
@@ -671,13 +784,17 @@ async fn remove_member(caller: Caller, Path((id, user_id)): Path<(String, String
     if n == 0 {
         return Err(ApiError::NotFound { what: "membership" });
     }
-    record(&mut tx, &caller.actor(), Change {
-        action: "membership.remove",
-        target_type: "org",
-        target_id: Some(&id),
-        before: Some(json!({"user_id": user_id})),
-        after: None,
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "membership.remove",
+            target_type: "org",
+            target_id: Some(&id),
+            before: Some(json!({"user_id": user_id})),
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,7 +14,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(api: &mut Api) {
@@ -36,20 +36,17 @@ pub fn routes(api: &mut Api) {
                 ("q", "part of the slug or name"),
                 ("status", "active or suspended"),
             ]),
-        get(list).post(create),
+        get(list),
     );
     api.op_io::<NewTenant, Tenant>(
-        Op::post(
-            "/api/v1/platform/tenants",
-            "Create an academy with the built-in roles",
-        )
-        .auth(Auth::Operator)
-        .status(201),
-        get(list).post(create),
+        Op::post("/api/v1/platform/tenants", "Create an academy with the built-in roles")
+            .auth(Auth::Operator)
+            .status(201),
+        post(create),
     );
     api.op_out::<Tenant>(
         Op::get("/api/v1/platform/tenants/{slug}", "Read an academy").auth(Auth::Operator),
-        get(read).patch(update).delete(remove),
+        get(read),
     );
     api.op_io::<TenantPatch, Tenant>(
         Op::patch(
@@ -57,7 +54,7 @@ pub fn routes(api: &mut Api) {
             "Rename, suspend or resume an academy, or change its settings",
         )
         .auth(Auth::Operator),
-        get(read).patch(update).delete(remove),
+        patch(update),
     );
     api.op(
         Op::delete(
@@ -65,7 +62,7 @@ pub fn routes(api: &mut Api) {
             "Delete an academy and everything in it",
         )
         .auth(Auth::Operator),
-        get(read).patch(update).delete(remove),
+        delete(remove),
     );
     api.op_io::<CloneRequest, Tenant>(
         Op::post(
@@ -135,12 +132,8 @@ struct LoginResponse {
     expires_at: String,
 }
 
-async fn login(
-    State(state): State<AppState>,
-    Json(req): Json<LoginRequest>,
-) -> ApiResult<axum::Json<LoginResponse>> {
-    let issued =
-        lifecycle::operator_login(&state.db, &req.email, &req.password, &state.dummy_hash).await?;
+async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<axum::Json<LoginResponse>> {
+    let issued = lifecycle::operator_login(&state.db, &req.email, &req.password, &state.dummy_hash).await?;
     Ok(axum::Json(LoginResponse {
         token: issued.token,
         expires_at: crate::db::rfc3339(issued.expires_at),
@@ -167,31 +160,21 @@ async fn list(
         cursor: None,
     }
     .limit()?;
-    let q =
-        p.q.as_deref()
-            .map(str::to_lowercase)
-            .filter(|q| !q.is_empty());
+    let q = p.q.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
     // Tenants number in the hundreds, not millions: filtering the sorted list in memory is simpler than SQL
     // and keeps one definition of a tenant (with its domains) in tenancy.rs.
     let tenants: Vec<Tenant> = lifecycle::list_tenants(&state.db)
         .await?
         .into_iter()
-        .filter(|t| {
-            p.cursor
-                .as_ref()
-                .is_none_or(|c| t.slug.as_str() > c.as_str())
-        })
+        .filter(|t| p.cursor.as_ref().is_none_or(|c| t.slug.as_str() > c.as_str()))
         .filter(|t| p.status.is_none_or(|s| t.status == s.as_str()))
         .filter(|t| {
-            q.as_ref().is_none_or(|q| {
-                t.slug.contains(q.as_str()) || t.name.to_lowercase().contains(q.as_str())
-            })
+            q.as_ref()
+                .is_none_or(|q| t.slug.contains(q.as_str()) || t.name.to_lowercase().contains(q.as_str()))
         })
         .take(limit as usize + 1)
         .collect();
-    Ok(axum::Json(Page::from_rows(tenants, limit, &uri, |t| {
-        t.slug.clone()
-    })))
+    Ok(axum::Json(Page::from_rows(tenants, limit, &uri, |t| t.slug.clone())))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -265,11 +248,7 @@ async fn update(
     Ok(axum::Json(tenant))
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(slug): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn remove(State(state): State<AppState>, operator: Operator, Path(slug): Path<String>) -> ApiResult<StatusCode> {
     lifecycle::delete_tenant(&state.db, &slug).await?;
     tracing::info!(tenant = %slug, operator = %operator.email, "tenant deleted by operator");
     state.tenants.clear();
@@ -291,17 +270,12 @@ async fn clone(
     Path(slug): Path<String>,
     Json(req): Json<CloneRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    let tenant =
-        lifecycle::clone_tenant(&state.db, &slug, &req.slug, &req.name, &operator.actor()).await?;
+    let tenant = lifecycle::clone_tenant(&state.db, &slug, &req.slug, &req.name, &operator.actor()).await?;
     state.tenants.clear();
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
 
-async fn export(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(slug): Path<String>,
-) -> ApiResult<Response> {
+async fn export(State(state): State<AppState>, operator: Operator, Path(slug): Path<String>) -> ApiResult<Response> {
     let tenant = lifecycle::get_tenant(&state.db, &slug).await?;
     let bytes = lifecycle::export_tenant(&state.db, &tenant.slug, &operator.actor()).await?;
     // The slug is checked to be [a-z0-9-] when stored, so it is safe inside the header.
@@ -346,14 +320,7 @@ async fn import(
             "send the archive (tar.gz) as the request body",
         ));
     }
-    let tenant = lifecycle::import_tenant(
-        &state.db,
-        &body,
-        &p.slug,
-        p.name.as_deref(),
-        &operator.actor(),
-    )
-    .await?;
+    let tenant = lifecycle::import_tenant(&state.db, &body, &p.slug, p.name.as_deref(), &operator.actor()).await?;
     state.tenants.clear();
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
@@ -425,9 +392,7 @@ mod tests {
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
                 .build_recorder()
                 .handle(),
-            dummy_hash: Arc::new(
-                crate::auth::password::hash_blocking("dummy password").expect("hash"),
-            ),
+            dummy_hash: Arc::new(crate::auth::password::hash_blocking("dummy password").expect("hash")),
         };
         crate::lifecycle::create_operator(&state.db, "op@example.com", "Op", "a-long-password")
             .await
@@ -478,16 +443,10 @@ mod tests {
             body: Option<Value>,
         ) -> (StatusCode, Value) {
             let (status, bytes) = match body {
-                Some(b) => {
-                    self.call(method, uri, token, Body::from(b.to_string()), true)
-                        .await
-                }
+                Some(b) => self.call(method, uri, token, Body::from(b.to_string()), true).await,
                 None => self.call(method, uri, token, Body::empty(), false).await,
             };
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            )
+            (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
         }
     }
 
@@ -654,12 +613,7 @@ mod tests {
                 false,
             )
             .await;
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&body)
-        );
+        assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
         // Larger than the 2 MiB JSON limit: the import route still reads it, and refuses it for what it is.
         let (status, body) = h
             .call(
@@ -676,13 +630,9 @@ mod tests {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_archive"))
         );
 
-        let (status, _) = h
-            .json(Method::DELETE, "/api/v1/platform/tenants/acme", t, None)
-            .await;
+        let (status, _) = h.json(Method::DELETE, "/api/v1/platform/tenants/acme", t, None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _) = h
-            .json(Method::GET, "/api/v1/platform/tenants/acme", t, None)
-            .await;
+        let (status, _) = h.json(Method::GET, "/api/v1/platform/tenants/acme", t, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

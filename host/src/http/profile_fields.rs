@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -17,18 +17,31 @@ use sqlx::any::AnyRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("profile-fields");
-    api.op_out::<Vec<FieldOut>>(Op::get("/api/v1/profile-fields", "List the academy's profile fields"), get(list).post(create));
+    api.op_out::<Vec<FieldOut>>(
+        Op::get("/api/v1/profile-fields", "List the academy's profile fields"),
+        get(list),
+    );
     api.op_io::<NewField, FieldOut>(
-        Op::post("/api/v1/profile-fields", "Define a profile field").permission("tenant.manage").status(201),
-        get(list).post(create),
+        Op::post("/api/v1/profile-fields", "Define a profile field")
+            .permission("tenant.manage")
+            .status(201),
+        post(create),
     );
     api.op_io::<FieldPatch, FieldOut>(
-        Op::patch("/api/v1/profile-fields/{id}", "Change a profile field's label, choices or requirement").permission("tenant.manage"),
-        axum::routing::patch(update).delete(remove),
+        Op::patch(
+            "/api/v1/profile-fields/{id}",
+            "Change a profile field's label, choices or requirement",
+        )
+        .permission("tenant.manage"),
+        patch(update),
     );
     api.op(
-        Op::delete("/api/v1/profile-fields/{id}", "Delete a profile field (values are removed from profiles)").permission("tenant.manage"),
-        axum::routing::patch(update).delete(remove),
+        Op::delete(
+            "/api/v1/profile-fields/{id}",
+            "Delete a profile field (values are removed from profiles)",
+        )
+        .permission("tenant.manage"),
+        delete(remove),
     );
 }
 
@@ -95,7 +108,10 @@ struct NewField {
 fn check_choices(field_type: &str, choices: &[String]) -> ApiResult<()> {
     if field_type == "choice" {
         if choices.is_empty() || choices.len() > 200 {
-            return Err(ApiError::invalid("choices", "a choice field needs between 1 and 200 choices"));
+            return Err(ApiError::invalid(
+                "choices",
+                "a choice field needs between 1 and 200 choices",
+            ));
         }
         for (i, c) in choices.iter().enumerate() {
             text(&format!("choices[{i}]"), c, 200)?;
@@ -109,8 +125,15 @@ fn check_choices(field_type: &str, choices: &[String]) -> ApiResult<()> {
 async fn create(caller: Caller, Json(req): Json<NewField>) -> ApiResult<(StatusCode, axum::Json<FieldOut>)> {
     caller.require_tenant_wide(Permission::TenantManage)?;
     let key = text("key", &req.key, 64)?;
-    if !key.starts_with(|c: char| c.is_ascii_lowercase()) || !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return Err(ApiError::invalid("key", "use lower-case letters, digits and _, starting with a letter"));
+    if !key.starts_with(|c: char| c.is_ascii_lowercase())
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ApiError::invalid(
+            "key",
+            "use lower-case letters, digits and _, starting with a letter",
+        ));
     }
     let label = text("label", &req.label, 200)?;
     if !["text", "number", "date", "choice"].contains(&req.field_type.as_str()) {
@@ -136,7 +159,18 @@ async fn create(caller: Caller, Json(req): Json<NewField>) -> ApiResult<(StatusC
         None => e.into(),
     })?;
     let out = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "profile_field.create", target_type: "profile_field", target_id: Some(&id), before: None, after: Some(json!(out)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "profile_field.create",
+            target_type: "profile_field",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
@@ -149,7 +183,11 @@ struct FieldPatch {
     required: Option<bool>,
 }
 
-async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<FieldPatch>) -> ApiResult<axum::Json<FieldOut>> {
+async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<FieldPatch>,
+) -> ApiResult<axum::Json<FieldOut>> {
     caller.require_tenant_wide(Permission::TenantManage)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
@@ -168,7 +206,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<FieldPat
         .execute(tx.conn())
         .await?;
     let after = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "profile_field.update", target_type: "profile_field", target_id: Some(&id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "profile_field.update",
+            target_type: "profile_field",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -178,7 +227,10 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
     // Drop the key from every profile in Rust, so both backends share one path.
-    let rows = tx.query("SELECT id, profile FROM users WHERE tenant_id = $1").fetch_all(tx.conn()).await?;
+    let rows = tx
+        .query("SELECT id, profile FROM users WHERE tenant_id = $1")
+        .fetch_all(tx.conn())
+        .await?;
     for row in rows {
         let profile: String = row.try_get("profile")?;
         let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&profile).unwrap_or_default();
@@ -190,8 +242,22 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
                 .await?;
         }
     }
-    tx.query("DELETE FROM profile_fields WHERE tenant_id = $1 AND id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change { action: "profile_field.delete", target_type: "profile_field", target_id: Some(&id), before: Some(json!(before)), after: None }).await?;
+    tx.query("DELETE FROM profile_fields WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "profile_field.delete",
+            target_type: "profile_field",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

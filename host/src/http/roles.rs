@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -17,12 +17,32 @@ use sqlx::any::AnyRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("roles");
-    api.op_out::<Vec<PermissionOut>>(Op::get("/api/v1/permissions", "The permissions a role can hold").auth(Auth::Tenant), get(permissions));
-    api.op_out::<Vec<RoleOut>>(Op::get("/api/v1/roles", "List roles").permission("roles.read"), get(list).post(create));
-    api.op_io::<NewRole, RoleOut>(Op::post("/api/v1/roles", "Create a custom role").permission("roles.write").status(201), get(list).post(create));
-    api.op_out::<RoleOut>(Op::get("/api/v1/roles/{id}", "Read a role").permission("roles.read"), get(read).patch(update).delete(remove));
-    api.op_io::<RolePatch, RoleOut>(Op::patch("/api/v1/roles/{id}", "Change a custom role").permission("roles.write"), get(read).patch(update).delete(remove));
-    api.op(Op::delete("/api/v1/roles/{id}", "Delete a custom role that nobody holds").permission("roles.write"), get(read).patch(update).delete(remove));
+    api.op_out::<Vec<PermissionOut>>(
+        Op::get("/api/v1/permissions", "The permissions a role can hold").auth(Auth::Tenant),
+        get(permissions),
+    );
+    api.op_out::<Vec<RoleOut>>(
+        Op::get("/api/v1/roles", "List roles").permission("roles.read"),
+        get(list),
+    );
+    api.op_io::<NewRole, RoleOut>(
+        Op::post("/api/v1/roles", "Create a custom role")
+            .permission("roles.write")
+            .status(201),
+        post(create),
+    );
+    api.op_out::<RoleOut>(
+        Op::get("/api/v1/roles/{id}", "Read a role").permission("roles.read"),
+        get(read),
+    );
+    api.op_io::<RolePatch, RoleOut>(
+        Op::patch("/api/v1/roles/{id}", "Change a custom role").permission("roles.write"),
+        patch(update),
+    );
+    api.op(
+        Op::delete("/api/v1/roles/{id}", "Delete a custom role that nobody holds").permission("roles.write"),
+        delete(remove),
+    );
 }
 
 /// A permission and what it allows.
@@ -70,7 +90,9 @@ const COLUMNS: &str = "id, key, name, permissions, builtin, created_at, updated_
 /// Find a role by id or key.
 pub async fn find(tx: &mut TenantTx, id_or_key: &str) -> ApiResult<RoleOut> {
     let row = tx
-        .query(&format!("SELECT {COLUMNS} FROM roles WHERE tenant_id = $1 AND (id = $2 OR key = $2)"))
+        .query(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE tenant_id = $1 AND (id = $2 OR key = $2)"
+        ))
         .bind(id_or_key.to_owned())
         .fetch_optional(tx.conn())
         .await?
@@ -79,13 +101,26 @@ pub async fn find(tx: &mut TenantTx, id_or_key: &str) -> ApiResult<RoleOut> {
 }
 
 async fn permissions(_caller: Caller) -> axum::Json<Vec<PermissionOut>> {
-    axum::Json(Permission::ALL.iter().map(|p| PermissionOut { name: p.as_str(), description: p.description() }).collect())
+    axum::Json(
+        Permission::ALL
+            .iter()
+            .map(|p| PermissionOut {
+                name: p.as_str(),
+                description: p.description(),
+            })
+            .collect(),
+    )
 }
 
 async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<RoleOut>>> {
     caller.require(Permission::RolesRead)?;
     let mut tx = caller.db().begin_read().await?;
-    let rows = tx.query(&format!("SELECT {COLUMNS} FROM roles WHERE tenant_id = $1 ORDER BY builtin DESC, key")).fetch_all(tx.conn()).await?;
+    let rows = tx
+        .query(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE tenant_id = $1 ORDER BY builtin DESC, key"
+        ))
+        .fetch_all(tx.conn())
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
 }
@@ -102,7 +137,10 @@ fn check_permissions(names: &[String]) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let p = Permission::parse(n).ok_or_else(|| {
-            ApiError::invalid(format!("permissions[{i}]"), format!("{n:?} is not a permission; GET /api/v1/permissions lists them"))
+            ApiError::invalid(
+                format!("permissions[{i}]"),
+                format!("{n:?} is not a permission; GET /api/v1/permissions lists them"),
+            )
         })?;
         if !out.iter().any(|o: &String| o == p.as_str()) {
             out.push(p.as_str().to_owned());
@@ -123,7 +161,10 @@ struct NewRole {
 async fn create(caller: Caller, Json(req): Json<NewRole>) -> ApiResult<(StatusCode, axum::Json<RoleOut>)> {
     caller.require_tenant_wide(Permission::RolesWrite)?;
     let key = text("key", &req.key, 64)?;
-    if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return Err(ApiError::invalid("key", "use lower-case letters, digits and _"));
     }
     let name = text("name", &req.name, 200)?;
@@ -143,7 +184,18 @@ async fn create(caller: Caller, Json(req): Json<NewRole>) -> ApiResult<(StatusCo
             None => e.into(),
         })?;
     let out = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "role.create", target_type: "role", target_id: Some(&id), before: None, after: Some(json!(out)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "role.create",
+            target_type: "role",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
@@ -160,7 +212,11 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<RolePatc
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
     if before.builtin {
-        return Err(ApiError::rule("builtin_role", None, "built-in roles cannot be changed; make a custom role instead"));
+        return Err(ApiError::rule(
+            "builtin_role",
+            None,
+            "built-in roles cannot be changed; make a custom role instead",
+        ));
     }
     let name = match &req.name {
         Some(n) => text("name", n, 200)?,
@@ -178,7 +234,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<RolePatc
         .execute(tx.conn())
         .await?;
     let after = find(&mut tx, &before.id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "role.update", target_type: "role", target_id: Some(&before.id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "role.update",
+            target_type: "role",
+            target_id: Some(&before.id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -197,10 +264,28 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
         .await?
         .try_get(0)?;
     if holders > 0 {
-        return Err(ApiError::Conflict { code: "role_in_use", message: format!("{holders} grants still use this role; revoke them first"), field: None });
+        return Err(ApiError::Conflict {
+            code: "role_in_use",
+            message: format!("{holders} grants still use this role; revoke them first"),
+            field: None,
+        });
     }
-    tx.query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2").bind(before.id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change { action: "role.delete", target_type: "role", target_id: Some(&before.id), before: Some(json!(before)), after: None }).await?;
+    tx.query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
+        .bind(before.id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "role.delete",
+            target_type: "role",
+            target_id: Some(&before.id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

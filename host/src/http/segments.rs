@@ -10,7 +10,7 @@ use crate::scope::Permission;
 use crate::segments::SegmentDef;
 use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -18,27 +18,39 @@ use sqlx::any::AnyRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("segments");
-    api.op_out::<Vec<SegmentOut>>(Op::get("/api/v1/segments", "List segments").permission("segments.read"), get(list).post(create));
+    api.op_out::<Vec<SegmentOut>>(
+        Op::get("/api/v1/segments", "List segments").permission("segments.read"),
+        get(list),
+    );
     api.op_io::<NewSegment, SegmentOut>(
-        Op::post("/api/v1/segments", "Create a segment").permission("segments.write").status(201),
-        get(list).post(create),
+        Op::post("/api/v1/segments", "Create a segment")
+            .permission("segments.write")
+            .status(201),
+        post(create),
     );
     api.op_out::<SegmentOut>(
         Op::get("/api/v1/segments/{id}", "Read a segment").permission("segments.read"),
-        get(read).patch(update).delete(remove),
+        get(read),
     );
     api.op_io::<SegmentPatch, SegmentOut>(
         Op::patch("/api/v1/segments/{id}", "Change a segment").permission("segments.write"),
-        get(read).patch(update).delete(remove),
+        patch(update),
     );
     api.op(
-        Op::delete("/api/v1/segments/{id}", "Delete a segment (and the grants scoped to it)").permission("segments.write"),
-        get(read).patch(update).delete(remove),
+        Op::delete(
+            "/api/v1/segments/{id}",
+            "Delete a segment (and the grants scoped to it)",
+        )
+        .permission("segments.write"),
+        delete(remove),
     );
     api.op_out::<Page<SegmentMember>>(
-        Op::get("/api/v1/segments/{id}/members", "Users the segment matches now, within your scope")
-            .permission("segments.read")
-            .query(&[("limit", "page size"), ("cursor", "from next_cursor")]),
+        Op::get(
+            "/api/v1/segments/{id}/members",
+            "Users the segment matches now, within your scope",
+        )
+        .permission("segments.read")
+        .query(&[("limit", "page size"), ("cursor", "from next_cursor")]),
         get(members),
     );
 }
@@ -103,7 +115,9 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<SegmentOut>>> {
         .await?;
     tx.commit().await?;
     let all = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(axum::Json(all.into_iter().filter(|s| visible(&caller, &s.id)).collect()))
+    Ok(axum::Json(
+        all.into_iter().filter(|s| visible(&caller, &s.id)).collect(),
+    ))
 }
 
 async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<SegmentOut>> {
@@ -121,10 +135,17 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<Se
 async fn validate(tx: &mut TenantTx, def: &SegmentDef) -> ApiResult<()> {
     for (i, org) in def.orgs.iter().enumerate() {
         if super::orgs::find(tx, org).await?.is_none() {
-            return Err(ApiError::invalid(format!("definition.orgs[{i}]"), "no such organization in this academy"));
+            return Err(ApiError::invalid(
+                format!("definition.orgs[{i}]"),
+                "no such organization in this academy",
+            ));
         }
     }
-    for (list, ids) in [("tags_all", &def.tags_all), ("tags_any", &def.tags_any), ("tags_none", &def.tags_none)] {
+    for (list, ids) in [
+        ("tags_all", &def.tags_all),
+        ("tags_any", &def.tags_any),
+        ("tags_none", &def.tags_none),
+    ] {
         for (i, tag) in ids.iter().enumerate() {
             let found = tx
                 .query("SELECT 1 FROM tags WHERE tenant_id = $1 AND id = $2")
@@ -132,13 +153,19 @@ async fn validate(tx: &mut TenantTx, def: &SegmentDef) -> ApiResult<()> {
                 .fetch_optional(tx.conn())
                 .await?;
             if found.is_none() {
-                return Err(ApiError::invalid(format!("definition.{list}[{i}]"), "no such tag in this academy"));
+                return Err(ApiError::invalid(
+                    format!("definition.{list}[{i}]"),
+                    "no such tag in this academy",
+                ));
             }
         }
     }
     for (i, s) in def.statuses.iter().enumerate() {
         if !["active", "pending", "suspended", "terminated"].contains(&s.as_str()) {
-            return Err(ApiError::invalid(format!("definition.statuses[{i}]"), "must be a user status"));
+            return Err(ApiError::invalid(
+                format!("definition.statuses[{i}]"),
+                "must be a user status",
+            ));
         }
     }
     for (i, cond) in def.fields.iter().enumerate() {
@@ -148,7 +175,10 @@ async fn validate(tx: &mut TenantTx, def: &SegmentDef) -> ApiResult<()> {
             .fetch_optional(tx.conn())
             .await?;
         if found.is_none() {
-            return Err(ApiError::invalid(format!("definition.fields[{i}].key"), "no such profile field in this academy"));
+            return Err(ApiError::invalid(
+                format!("definition.fields[{i}].key"),
+                "no such profile field in this academy",
+            ));
         }
     }
     Ok(())
@@ -164,7 +194,9 @@ struct NewSegment {
 
 fn conflict(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
-        Some(k) if k.contains("segments_name") => ApiError::duplicate("name", "a segment with this name already exists"),
+        Some(k) if k.contains("segments_name") => {
+            ApiError::duplicate("name", "a segment with this name already exists")
+        }
         _ => e.into(),
     }
 }
@@ -188,7 +220,18 @@ async fn create(caller: Caller, Json(req): Json<NewSegment>) -> ApiResult<(Statu
     .await
     .map_err(conflict)?;
     let out = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "segment.create", target_type: "segment", target_id: Some(&id), before: None, after: Some(json!(out)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "segment.create",
+            target_type: "segment",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
@@ -201,7 +244,11 @@ struct SegmentPatch {
     definition: Option<SegmentDef>,
 }
 
-async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<SegmentPatch>) -> ApiResult<axum::Json<SegmentOut>> {
+async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<SegmentPatch>,
+) -> ApiResult<axum::Json<SegmentOut>> {
     caller.require_tenant_wide(Permission::SegmentsWrite)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
@@ -225,7 +272,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<SegmentP
         .await
         .map_err(conflict)?;
     let after = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "segment.update", target_type: "segment", target_id: Some(&id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "segment.update",
+            target_type: "segment",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -234,9 +292,26 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     caller.require_tenant_wide(Permission::SegmentsWrite)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
-    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND segment_id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    tx.query("DELETE FROM segments WHERE tenant_id = $1 AND id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change { action: "segment.delete", target_type: "segment", target_id: Some(&id), before: Some(json!(before)), after: None }).await?;
+    tx.query("DELETE FROM grants WHERE tenant_id = $1 AND segment_id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.query("DELETE FROM segments WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "segment.delete",
+            target_type: "segment",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -267,10 +342,16 @@ async fn members(
     if !visible(&caller, &id) {
         return Err(ApiError::NotFound { what: "segment" });
     }
-    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit()?;
     let users_reach = caller.grants.reach(Permission::UsersRead);
     let mut tx = caller.db().begin_read().await?;
-    let def = load_def(&mut tx, &id).await?.ok_or(ApiError::NotFound { what: "segment" })?;
+    let def = load_def(&mut tx, &id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "segment" })?;
     let mut sql = Sql::tenant("SELECT u.id, u.email, u.name, u.status FROM users u WHERE u.tenant_id = $1 AND (");
     def.push_condition(&mut sql, tx.backend());
     sql.push(")");
@@ -283,7 +364,14 @@ async fn members(
     tx.commit().await?;
     let items = rows
         .iter()
-        .map(|r| Ok(SegmentMember { id: r.try_get("id")?, email: r.try_get("email")?, name: r.try_get("name")?, status: r.try_get("status")? }))
+        .map(|r| {
+            Ok(SegmentMember {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                status: r.try_get("status")?,
+            })
+        })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(axum::Json(Page::from_rows(items, limit, &uri, |m| m.id.clone())))
 }

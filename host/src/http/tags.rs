@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -17,11 +17,25 @@ use sqlx::any::AnyRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("tags");
-    api.op_out::<Vec<TagOut>>(Op::get("/api/v1/tags", "List tags").permission("tags.read"), get(list).post(create));
-    api.op_io::<NewTag, TagOut>(Op::post("/api/v1/tags", "Create a tag").permission("tags.write").status(201), get(list).post(create));
-    api.op_out::<TagOut>(Op::get("/api/v1/tags/{id}", "Read a tag").permission("tags.read"), get(read).patch(update).delete(remove));
-    api.op_io::<TagPatch, TagOut>(Op::patch("/api/v1/tags/{id}", "Rename or describe a tag").permission("tags.write"), get(read).patch(update).delete(remove));
-    api.op(Op::delete("/api/v1/tags/{id}", "Delete a tag (it is removed from every user)").permission("tags.write"), get(read).patch(update).delete(remove));
+    api.op_out::<Vec<TagOut>>(Op::get("/api/v1/tags", "List tags").permission("tags.read"), get(list));
+    api.op_io::<NewTag, TagOut>(
+        Op::post("/api/v1/tags", "Create a tag")
+            .permission("tags.write")
+            .status(201),
+        post(create),
+    );
+    api.op_out::<TagOut>(
+        Op::get("/api/v1/tags/{id}", "Read a tag").permission("tags.read"),
+        get(read),
+    );
+    api.op_io::<TagPatch, TagOut>(
+        Op::patch("/api/v1/tags/{id}", "Rename or describe a tag").permission("tags.write"),
+        patch(update),
+    );
+    api.op(
+        Op::delete("/api/v1/tags/{id}", "Delete a tag (it is removed from every user)").permission("tags.write"),
+        delete(remove),
+    );
 }
 
 /// A tag.
@@ -71,7 +85,10 @@ fn conflict(e: sqlx::Error) -> ApiError {
 async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<TagOut>>> {
     caller.require(Permission::TagsRead)?;
     let mut tx = caller.db().begin_read().await?;
-    let rows = tx.query("SELECT id, name, description, created_at FROM tags WHERE tenant_id = $1 ORDER BY name").fetch_all(tx.conn()).await?;
+    let rows = tx
+        .query("SELECT id, name, description, created_at FROM tags WHERE tenant_id = $1 ORDER BY name")
+        .fetch_all(tx.conn())
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
 }
@@ -106,7 +123,18 @@ async fn create(caller: Caller, Json(req): Json<NewTag>) -> ApiResult<(StatusCod
         .await
         .map_err(conflict)?;
     let out = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "tag.create", target_type: "tag", target_id: Some(&id), before: None, after: Some(json!(out)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "tag.create",
+            target_type: "tag",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(out)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
@@ -138,7 +166,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<TagPatch
         .await
         .map_err(conflict)?;
     let after = find(&mut tx, &id).await?;
-    record(&mut tx, &caller.actor(), Change { action: "tag.update", target_type: "tag", target_id: Some(&id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "tag.update",
+            target_type: "tag",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -147,9 +186,26 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     caller.require_tenant_wide(Permission::TagsWrite)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
-    tx.query("DELETE FROM user_tags WHERE tenant_id = $1 AND tag_id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    tx.query("DELETE FROM tags WHERE tenant_id = $1 AND id = $2").bind(id.clone()).execute(tx.conn()).await?;
-    record(&mut tx, &caller.actor(), Change { action: "tag.delete", target_type: "tag", target_id: Some(&id), before: Some(json!(before)), after: None }).await?;
+    tx.query("DELETE FROM user_tags WHERE tenant_id = $1 AND tag_id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.query("DELETE FROM tags WHERE tenant_id = $1 AND id = $2")
+        .bind(id.clone())
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "tag.delete",
+            target_type: "tag",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,16 +11,16 @@ use crate::scope::Permission;
 use crate::state::AppState;
 use crate::tenancy::{Tenant, TenantSettings};
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, patch};
 use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes(api: &mut Api) {
     api.tag("tenant");
-    api.op_out::<Tenant>(Op::get("/api/v1/tenant", "Your academy"), get(read).patch(update));
+    api.op_out::<Tenant>(Op::get("/api/v1/tenant", "Your academy"), get(read));
     api.op_io::<TenantPatch, Tenant>(
         Op::patch("/api/v1/tenant", "Change your academy's name and settings").permission("tenant.manage"),
-        get(read).patch(update),
+        patch(update),
     );
 }
 
@@ -35,7 +35,11 @@ struct TenantPatch {
     settings: Option<TenantSettings>,
 }
 
-async fn update(State(state): State<AppState>, caller: Caller, Json(req): Json<TenantPatch>) -> ApiResult<axum::Json<Tenant>> {
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<TenantPatch>,
+) -> ApiResult<axum::Json<Tenant>> {
     caller.require_tenant_wide(Permission::TenantManage)?;
     let before = caller.tenant.clone();
     let name = match &req.name {
@@ -55,7 +59,18 @@ async fn update(State(state): State<AppState>, caller: Caller, Json(req): Json<T
     let mut after = before.clone();
     after.name = name;
     after.settings = settings;
-    record(&mut tx, &caller.actor(), Change { action: "tenant.update", target_type: "tenant", target_id: Some(&before.id), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "tenant.update",
+            target_type: "tenant",
+            target_id: Some(&before.id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     state.tenants.clear();
     Ok(axum::Json(after))

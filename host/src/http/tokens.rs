@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -18,12 +18,17 @@ use sqlx::any::AnyRow;
 pub fn routes(api: &mut Api) {
     api.tag("tokens");
     api.op_out::<Vec<TokenOut>>(
-        Op::get("/api/v1/tokens", "List your API tokens (tokens.manage: everyone's)").query(&[("all", "`true`: every user's tokens")]),
-        get(list).post(create),
+        Op::get("/api/v1/tokens", "List your API tokens (tokens.manage: everyone's)")
+            .query(&[("all", "`true`: every user's tokens")]),
+        get(list),
     );
     api.op_io::<NewToken, CreatedToken>(
-        Op::post("/api/v1/tokens", "Create an API token for yourself; the token is shown only in this answer").status(201),
-        get(list).post(create),
+        Op::post(
+            "/api/v1/tokens",
+            "Create an API token for yourself; the token is shown only in this answer",
+        )
+        .status(201),
+        post(create),
     );
     api.op(Op::delete("/api/v1/tokens/{id}", "Revoke a token"), delete(revoke));
 }
@@ -75,12 +80,18 @@ async fn list(caller: Caller, Query(p): Query<ListParams>) -> ApiResult<axum::Js
     let mut tx = caller.db().begin_read().await?;
     let rows = if p.all == Some(true) {
         caller.require_tenant_wide(Permission::TokensManage)?;
-        tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 ORDER BY id")).fetch_all(tx.conn()).await?
+        tx.query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 ORDER BY id"
+        ))
+        .fetch_all(tx.conn())
+        .await?
     } else {
-        tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND user_id = $2 ORDER BY id"))
-            .bind(caller.user_id.clone())
-            .fetch_all(tx.conn())
-            .await?
+        tx.query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND user_id = $2 ORDER BY id"
+        ))
+        .bind(caller.user_id.clone())
+        .fetch_all(tx.conn())
+        .await?
     };
     tx.commit().await?;
     Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
@@ -122,9 +133,26 @@ async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusC
     }
     let mut tx = caller.db().begin().await?;
     let (id, token) = issue(&mut tx, &caller.user_id, &name, days).await?;
-    let row = tx.query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2")).bind(id.clone()).fetch_one(tx.conn()).await?;
+    let row = tx
+        .query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(id.clone())
+        .fetch_one(tx.conn())
+        .await?;
     let info = from_row(&row)?;
-    record(&mut tx, &caller.actor(), Change { action: "token.create", target_type: "token", target_id: Some(&id), before: None, after: Some(json!(info)) }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "token.create",
+            target_type: "token",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(info)),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedToken { token, info })))
 }
@@ -133,7 +161,9 @@ async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let manage_all = caller.grants.reach(Permission::TokensManage).all;
     let mut tx = caller.db().begin().await?;
     let row = tx
-        .query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2"))
+        .query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(id.clone())
         .fetch_optional(tx.conn())
         .await?
@@ -147,7 +177,18 @@ async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
-    record(&mut tx, &caller.actor(), Change { action: "token.revoke", target_type: "token", target_id: Some(&id), before: Some(json!(before)), after: None }).await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "token.revoke",
+            target_type: "token",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,10 +6,10 @@ use crate::audit::{Change, record};
 use crate::auth::{Caller, password};
 use crate::db::{Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
-use crate::scope::{Permission, Reach};
+use crate::scope::{GrantScope, Permission, Reach};
 use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -19,36 +19,46 @@ use std::collections::HashMap;
 pub fn routes(api: &mut Api) {
     api.tag("users");
     api.op_out::<Page<UserOut>>(
-        Op::get("/api/v1/users", "List users within your scope").permission("users.read").query(&[
-            ("limit", "page size, 1–500 (default 50)"),
-            ("cursor", "from the previous page's next_cursor"),
-            ("q", "part of the e-mail or name"),
-            ("status", "active, pending, suspended or terminated"),
-            ("org", "members of this organization or its sub-organizations"),
-            ("tag", "carrying this tag (id)"),
-            ("segment", "matching this segment (id)"),
-            ("external_id", "exact external id"),
-        ]),
-        get(list).post(create),
+        Op::get("/api/v1/users", "List users within your scope")
+            .permission("users.read")
+            .query(&[
+                ("limit", "page size, 1–500 (default 50)"),
+                ("cursor", "from the previous page's next_cursor"),
+                ("q", "part of the e-mail or name"),
+                ("status", "active, pending, suspended or terminated"),
+                ("org", "members of this organization or its sub-organizations"),
+                ("tag", "carrying this tag (id)"),
+                ("segment", "matching this segment (id)"),
+                ("external_id", "exact external id"),
+            ]),
+        get(list),
     );
     api.op_io::<NewUser, UserOut>(
-        Op::post("/api/v1/users", "Create a user").permission("users.write").status(201),
-        get(list).post(create),
+        Op::post("/api/v1/users", "Create a user")
+            .permission("users.write")
+            .status(201),
+        post(create),
     );
-    api.op_out::<UserOut>(Op::get("/api/v1/users/{id}", "Read a user").permission("users.read"), get(read));
+    api.op_out::<UserOut>(
+        Op::get("/api/v1/users/{id}", "Read a user").permission("users.read"),
+        get(read),
+    );
     api.op_io::<UserPatch, UserOut>(
         Op::patch("/api/v1/users/{id}", "Change a user").permission("users.write"),
-        get(read).patch(update).delete(remove),
+        patch(update),
     );
     api.op(
         Op::delete("/api/v1/users/{id}", "Delete a user and everything attached to them").permission("users.write"),
-        get(read).patch(update).delete(remove),
+        delete(remove),
     );
     api.op_io::<TagRequest, UserOut>(
         Op::post("/api/v1/users/{id}/tags", "Tag a user").permission("users.write"),
         post(add_tag),
     );
-    api.op(Op::delete("/api/v1/users/{id}/tags/{tag_id}", "Remove a tag from a user").permission("users.write"), delete(remove_tag));
+    api.op(
+        Op::delete("/api/v1/users/{id}/tags/{tag_id}", "Remove a tag from a user").permission("users.write"),
+        delete(remove_tag),
+    );
 }
 
 /// A user as the API shows it.
@@ -121,7 +131,10 @@ async fn attach(tx: &mut TenantTx, caller: &Caller, users: &mut [UserOut]) -> Re
         let user_id: String = row.try_get("user_id")?;
         // Everyone may see their own organizations; others only those in their reach.
         if org_reach.covers_org_path(&path) || user_id == caller.user_id {
-            orgs.entry(user_id).or_default().push(NamedRef { id: row.try_get("id")?, name: row.try_get("name")? });
+            orgs.entry(user_id).or_default().push(NamedRef {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+            });
         }
     }
     let mut sql = Sql::tenant(
@@ -132,7 +145,10 @@ async fn attach(tx: &mut TenantTx, caller: &Caller, users: &mut [UserOut]) -> Re
     sql.push(") ORDER BY t.name");
     let mut tags: HashMap<String, Vec<NamedRef>> = HashMap::new();
     for row in tx.fetch_all_sql(&sql).await? {
-        tags.entry(row.try_get("user_id")?).or_default().push(NamedRef { id: row.try_get("id")?, name: row.try_get("name")? });
+        tags.entry(row.try_get("user_id")?).or_default().push(NamedRef {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+        });
     }
     for u in users.iter_mut() {
         u.orgs = orgs.remove(&u.id).unwrap_or_default();
@@ -163,9 +179,17 @@ struct ListParams {
     external_id: Option<String>,
 }
 
-async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Page<UserOut>>> {
+async fn list(
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<UserOut>>> {
     let reach = caller.require(Permission::UsersRead)?;
-    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit()?;
     let mut tx = caller.db().begin_read().await?;
     let mut sql = Sql::tenant(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1"));
     reach.push_user_filter(&mut sql, tx.backend());
@@ -174,7 +198,11 @@ async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Lis
     }
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         let like = format!("%{}%", q.to_lowercase());
-        sql.push(" AND (lower(u.email) LIKE ").push_bind(like.clone()).push(" OR lower(u.name) LIKE ").push_bind(like).push(")");
+        sql.push(" AND (lower(u.email) LIKE ")
+            .push_bind(like.clone())
+            .push(" OR lower(u.name) LIKE ")
+            .push_bind(like)
+            .push(")");
     }
     if let Some(status) = &p.status {
         check_status("status", status)?;
@@ -194,12 +222,26 @@ async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Lis
         .push(")");
     }
     if let Some(tag) = &p.tag {
-        sql.push(" AND EXISTS (SELECT 1 FROM user_tags ft WHERE ft.tenant_id = $1 AND ft.user_id = u.id AND ft.tag_id = ")
-            .push_bind(tag.as_str())
-            .push(")");
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM user_tags ft WHERE ft.tenant_id = $1 AND ft.user_id = u.id AND ft.tag_id = ",
+        )
+        .push_bind(tag.as_str())
+        .push(")");
     }
     if let Some(segment) = &p.segment {
-        let def = crate::http::segments::load_def(&mut tx, segment).await?.ok_or(ApiError::NotFound { what: "segment" })?;
+        // Filtering by a segment needs to be able to read it, or to hold a grant scoped to it.
+        let readable = caller.grants.reach(Permission::SegmentsRead).all
+            || caller
+                .grants
+                .0
+                .iter()
+                .any(|g| matches!(&g.scope, GrantScope::Segment { id, .. } if id == segment));
+        if !readable {
+            return Err(ApiError::NotFound { what: "segment" });
+        }
+        let def = crate::http::segments::load_def(&mut tx, segment)
+            .await?
+            .ok_or(ApiError::NotFound { what: "segment" })?;
         sql.push(" AND (");
         def.push_condition(&mut sql, tx.backend());
         sql.push(")");
@@ -218,23 +260,39 @@ fn check_status(field: &str, status: &str) -> Result<(), ApiError> {
     if ["active", "pending", "suspended", "terminated"].contains(&status) {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, "must be active, pending, suspended or terminated"))
+        Err(ApiError::invalid(
+            field,
+            "must be active, pending, suspended or terminated",
+        ))
     }
 }
 
 /// Load one user the caller reaches with `reach`, or 404.
 pub(crate) async fn load_in_reach(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResult<UserOut> {
-    let mut sql = Sql::tenant(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = "));
+    let mut sql = Sql::tenant(&format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = "
+    ));
     sql.push_bind(id);
     reach.push_user_filter(&mut sql, tx.backend());
-    let row = tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound { what: "user" })?;
+    let row = tx
+        .fetch_optional_sql(&sql)
+        .await?
+        .ok_or(ApiError::NotFound { what: "user" })?;
     Ok(user_from_row(&row)?)
 }
 
 async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<UserOut>> {
     let mut tx = caller.db().begin_read().await?;
     let mut user = if id == caller.user_id {
-        load_in_reach(&mut tx, &Reach { all: true, ..Reach::default() }, &id).await?
+        load_in_reach(
+            &mut tx,
+            &Reach {
+                all: true,
+                ..Reach::default()
+            },
+            &id,
+        )
+        .await?
     } else {
         let reach = caller.grants.reach(Permission::UsersRead);
         load_in_reach(&mut tx, &reach, &id).await?
@@ -273,14 +331,20 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     let locale = opt_text("locale", req.locale.as_deref(), 20)?;
     if let Some(l) = &locale {
         if !crate::tenancy::valid_locale(l) {
-            return Err(ApiError::invalid("locale", "must be a language tag such as en or de-CH"));
+            return Err(ApiError::invalid(
+                "locale",
+                "must be a language tag such as en or de-CH",
+            ));
         }
     }
     let status = req.status.unwrap_or_else(|| "active".into());
     check_status("status", &status)?;
     let external_id = opt_text("external_id", req.external_id.as_deref(), 200)?;
     if !reach.all && req.org_ids.is_empty() {
-        return Err(ApiError::invalid("org_ids", "name at least one organization within your scope"));
+        return Err(ApiError::invalid(
+            "org_ids",
+            "name at least one organization within your scope",
+        ));
     }
     let hash = match req.password {
         Some(p) => {
@@ -292,7 +356,7 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     let mut tx = caller.db().begin().await?;
     let profile = validate_profile(&mut tx, &req.profile, None).await?;
     if let Some(manager) = &req.manager_id {
-        user_exists(&mut tx, manager, "manager_id").await?;
+        manager_in_reach(&mut tx, &caller, manager).await?;
     }
     let org_reach = caller.grants.reach(Permission::UsersWrite);
     let mut orgs = Vec::new();
@@ -329,7 +393,9 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
         super::orgs::add_member(&mut tx, org, &id).await?;
     }
     for (i, tag_id) in req.tag_ids.iter().enumerate() {
-        tag_exists(&mut tx, tag_id).await.map_err(|_| ApiError::invalid(format!("tag_ids[{i}]"), "no such tag"))?;
+        tag_exists(&mut tx, tag_id)
+            .await
+            .map_err(|_| ApiError::invalid(format!("tag_ids[{i}]"), "no such tag"))?;
         tx.query("INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(id.clone())
             .bind(tag_id.clone())
@@ -347,15 +413,27 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     .bind(now)
     .execute(tx.conn())
     .await?;
-    let mut user = load_in_reach(&mut tx, &Reach { all: true, ..Reach::default() }, &id).await?;
+    let mut user = load_in_reach(
+        &mut tx,
+        &Reach {
+            all: true,
+            ..Reach::default()
+        },
+        &id,
+    )
+    .await?;
     attach(&mut tx, &caller, std::slice::from_mut(&mut user)).await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "user.create",
-        target_type: "user",
-        target_id: Some(&id),
-        before: None,
-        after: Some(json!(user)),
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "user.create",
+            target_type: "user",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!(user)),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
@@ -366,20 +444,20 @@ fn user_conflict(e: sqlx::Error) -> ApiError {
         Some(key) if key.contains("users_email_key") || key.contains("users.email") => {
             ApiError::duplicate("email", "a user with this e-mail already exists in this academy")
         }
-        Some(key) if key.contains("external_id") => {
-            ApiError::duplicate("external_id", "a user with this external id already exists in this academy")
-        }
+        Some(key) if key.contains("external_id") => ApiError::duplicate(
+            "external_id",
+            "a user with this external id already exists in this academy",
+        ),
         _ => e.into(),
     }
 }
 
-pub(crate) async fn user_exists(tx: &mut TenantTx, id: &str, field: &str) -> ApiResult<()> {
-    tx.query("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(id.to_owned())
-        .fetch_optional(tx.conn())
-        .await?
+/// A line manager must be someone the caller sees: an id outside their scope is no user at all.
+async fn manager_in_reach(tx: &mut TenantTx, caller: &Caller, id: &str) -> ApiResult<()> {
+    load_in_reach(tx, &caller.grants.reach(Permission::UsersRead), id)
+        .await
         .map(|_| ())
-        .ok_or_else(|| ApiError::invalid(field, "no such user in this academy"))
+        .map_err(|_| ApiError::invalid("manager_id", "no such user within your scope"))
 }
 
 async fn tag_exists(tx: &mut TenantTx, id: &str) -> ApiResult<()> {
@@ -407,14 +485,22 @@ pub(crate) async fn validate_profile(
         let choices: String = d.try_get("choices")?;
         by_key.insert(
             d.try_get("key")?,
-            (d.try_get("field_type")?, serde_json::from_str(&choices).unwrap_or_default(), d.try_get::<i64, _>("required")? != 0),
+            (
+                d.try_get("field_type")?,
+                serde_json::from_str(&choices).unwrap_or_default(),
+                d.try_get::<i64, _>("required")? != 0,
+            ),
         );
     }
     let mut out = current.cloned().unwrap_or_default();
     for (key, value) in changes {
         let field = format!("profile.{key}");
         let Some((kind, choices, _)) = by_key.get(key) else {
-            return Err(ApiError::BadRequest { code: "unknown_field", message: format!("this academy has no profile field {key:?}"), field: Some(field) });
+            return Err(ApiError::BadRequest {
+                code: "unknown_field",
+                message: format!("this academy has no profile field {key:?}"),
+                field: Some(field),
+            });
         };
         if value.is_null() {
             out.remove(key);
@@ -489,7 +575,10 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
         Some(l) => {
             let l = opt_text("locale", l.as_deref(), 20)?;
             if l.as_deref().is_some_and(|l| !crate::tenancy::valid_locale(l)) {
-                return Err(ApiError::invalid("locale", "must be a language tag such as en or de-CH"));
+                return Err(ApiError::invalid(
+                    "locale",
+                    "must be a language tag such as en or de-CH",
+                ));
             }
             l
         }
@@ -498,7 +587,11 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     let status = req.status.clone().unwrap_or_else(|| before.status.clone());
     check_status("status", &status)?;
     if id == caller.user_id && status != "active" {
-        return Err(ApiError::rule("self_lockout", Some("status"), "you cannot suspend or terminate your own account"));
+        return Err(ApiError::rule(
+            "self_lockout",
+            Some("status"),
+            "you cannot suspend or terminate your own account",
+        ));
     }
     let external_id = match &req.external_id {
         Some(e) => opt_text("external_id", e.as_deref(), 200)?,
@@ -509,7 +602,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
             if *m == id {
                 return Err(ApiError::invalid("manager_id", "a user cannot be their own manager"));
             }
-            user_exists(&mut tx, m, "manager_id").await?;
+            manager_in_reach(&mut tx, &caller, m).await?;
             Some(m.clone())
         }
         Some(None) => None,
@@ -541,17 +634,32 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     }
     if hash.is_some() || status != "active" {
         // A new password or a lost account ends every session and token of the user.
-        tx.query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2").bind(id.clone()).execute(tx.conn()).await?;
+        tx.query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+            .bind(id.clone())
+            .execute(tx.conn())
+            .await?;
     }
-    let mut after = load_in_reach(&mut tx, &Reach { all: true, ..Reach::default() }, &id).await?;
+    let mut after = load_in_reach(
+        &mut tx,
+        &Reach {
+            all: true,
+            ..Reach::default()
+        },
+        &id,
+    )
+    .await?;
     attach(&mut tx, &caller, std::slice::from_mut(&mut after)).await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "user.update",
-        target_type: "user",
-        target_id: Some(&id),
-        before: Some(json!(before)),
-        after: Some(json!(after)),
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "user.update",
+            target_type: "user",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(axum::Json(after))
@@ -560,7 +668,11 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
 async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let reach = caller.require(Permission::UsersWrite)?;
     if id == caller.user_id {
-        return Err(ApiError::rule("self_delete", None, "you cannot delete your own account"));
+        return Err(ApiError::rule(
+            "self_delete",
+            None,
+            "you cannot delete your own account",
+        ));
     }
     let mut tx = caller.db().begin().await?;
     let before = load_in_reach(&mut tx, &reach, &id).await?;
@@ -575,13 +687,17 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     ] {
         tx.query(sql).bind(id.clone()).execute(tx.conn()).await?;
     }
-    record(&mut tx, &caller.actor(), Change {
-        action: "user.delete",
-        target_type: "user",
-        target_id: Some(&id),
-        before: Some(json!(before)),
-        after: None,
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "user.delete",
+            target_type: "user",
+            target_id: Some(&id),
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -593,24 +709,36 @@ struct TagRequest {
     tag_id: String,
 }
 
-async fn add_tag(caller: Caller, Path(id): Path<String>, Json(req): Json<TagRequest>) -> ApiResult<axum::Json<UserOut>> {
+async fn add_tag(
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<TagRequest>,
+) -> ApiResult<axum::Json<UserOut>> {
     let reach = caller.require(Permission::UsersWrite)?;
     let mut tx = caller.db().begin().await?;
     load_in_reach(&mut tx, &reach, &id).await?;
-    tag_exists(&mut tx, &req.tag_id).await.map_err(|_| ApiError::invalid("tag_id", "no such tag in this academy"))?;
-    tx.query("INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-        .bind(id.clone())
-        .bind(req.tag_id.clone())
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
-    record(&mut tx, &caller.actor(), Change {
-        action: "user.tag",
-        target_type: "user",
-        target_id: Some(&id),
-        before: None,
-        after: Some(json!({"tag_id": req.tag_id})),
-    })
+    tag_exists(&mut tx, &req.tag_id)
+        .await
+        .map_err(|_| ApiError::invalid("tag_id", "no such tag in this academy"))?;
+    tx.query(
+        "INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(id.clone())
+    .bind(req.tag_id.clone())
+    .bind(now_ms())
+    .execute(tx.conn())
+    .await?;
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "user.tag",
+            target_type: "user",
+            target_id: Some(&id),
+            before: None,
+            after: Some(json!({"tag_id": req.tag_id})),
+        },
+    )
     .await?;
     let mut user = load_in_reach(&mut tx, &reach, &id).await?;
     attach(&mut tx, &caller, std::slice::from_mut(&mut user)).await?;
@@ -630,15 +758,21 @@ async fn remove_tag(caller: Caller, Path((id, tag_id)): Path<(String, String)>) 
         .await?
         .rows_affected();
     if n == 0 {
-        return Err(ApiError::NotFound { what: "tag on this user" });
+        return Err(ApiError::NotFound {
+            what: "tag on this user",
+        });
     }
-    record(&mut tx, &caller.actor(), Change {
-        action: "user.untag",
-        target_type: "user",
-        target_id: Some(&id),
-        before: Some(json!({"tag_id": tag_id})),
-        after: None,
-    })
+    record(
+        &mut tx,
+        &caller.actor(),
+        Change {
+            action: "user.untag",
+            target_type: "user",
+            target_id: Some(&id),
+            before: Some(json!({"tag_id": tag_id})),
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,9 +2,7 @@
 //! and API tokens for scripts.
 
 use crate::audit::{Change, record};
-use crate::auth::{
-    Actor, OPERATOR_TOKEN_PREFIX, TOKEN_PREFIX, password, random_secret, secret_hash,
-};
+use crate::auth::{Actor, OPERATOR_TOKEN_PREFIX, TOKEN_PREFIX, password, random_secret, secret_hash};
 use crate::db::{Db, TenantTx, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::http::common::{email as check_email, text};
@@ -53,12 +51,7 @@ impl NewAccount {
 }
 
 /// Create a platform operator. Returns the operator's id.
-pub async fn create_operator(
-    db: &Db,
-    email: &str,
-    name: &str,
-    password: &str,
-) -> ApiResult<String> {
+pub async fn create_operator(db: &Db, email: &str, name: &str, password: &str) -> ApiResult<String> {
     let account = NewAccount {
         email: email.to_owned(),
         name: name.to_owned(),
@@ -70,10 +63,7 @@ pub async fn create_operator(
     let taken = || {
         ApiError::duplicate(
             "email",
-            format!(
-                "an operator with the e-mail {} already exists",
-                account.email
-            ),
+            format!("an operator with the e-mail {} already exists", account.email),
         )
     };
     let exists = sqlx::query("SELECT 1 FROM operators WHERE lower(email) = $1")
@@ -83,16 +73,15 @@ pub async fn create_operator(
     if exists.is_some() {
         return Err(taken());
     }
-    let inserted = sqlx::query(
-        "INSERT INTO operators (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id.clone())
-    .bind(account.email.clone())
-    .bind(account.name.clone())
-    .bind(account.password_hash.clone().unwrap_or_default())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await;
+    let inserted =
+        sqlx::query("INSERT INTO operators (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id.clone())
+            .bind(account.email.clone())
+            .bind(account.name.clone())
+            .bind(account.password_hash.clone().unwrap_or_default())
+            .bind(now_ms())
+            .execute(tx.conn())
+            .await;
     match inserted {
         Ok(_) => {}
         Err(e) if unique_violation(&e).is_some() => return Err(taken()),
@@ -114,12 +103,7 @@ pub struct OperatorToken {
 
 /// Check an operator's credentials and issue a token. A wrong e-mail and a wrong password answer the same,
 /// after the same work: `dummy_hash` is verified when there is no such operator.
-pub async fn operator_login(
-    db: &Db,
-    email: &str,
-    password_text: &str,
-    dummy_hash: &str,
-) -> ApiResult<OperatorToken> {
+pub async fn operator_login(db: &Db, email: &str, password_text: &str, dummy_hash: &str) -> ApiResult<OperatorToken> {
     let refused = || ApiError::Unauthenticated {
         code: "invalid_credentials",
         message: "wrong e-mail or password".into(),
@@ -155,13 +139,15 @@ pub async fn operator_login(
         .bind(now)
         .execute(tx.conn())
         .await?;
-    sqlx::query("INSERT INTO operator_tokens (token_hash, operator_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(secret_hash(&token))
-        .bind(id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO operator_tokens (token_hash, operator_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(secret_hash(&token))
+    .bind(id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(tx.conn())
+    .await?;
     tx.commit().await?;
     Ok(OperatorToken { token, expires_at })
 }
@@ -215,10 +201,7 @@ pub(crate) async fn insert_user(
             "this academy has no learner role; restore it before adding users",
         )
     })?];
-    if let Some(key) = role
-        .map(str::trim)
-        .filter(|k| !k.eq_ignore_ascii_case("learner"))
-    {
+    if let Some(key) = role.map(str::trim).filter(|k| !k.eq_ignore_ascii_case("learner")) {
         let found = role_id(tx, key).await?;
         let Some(found) = found else {
             let keys: Vec<String> = tx
@@ -230,10 +213,7 @@ pub(crate) async fn insert_user(
                 .collect::<Result<_, _>>()?;
             return Err(ApiError::invalid(
                 "role",
-                format!(
-                    "this academy has no role {key:?} (it has: {})",
-                    keys.join(", ")
-                ),
+                format!("this academy has no role {key:?} (it has: {})", keys.join(", ")),
             ));
         };
         roles.push(found);
@@ -287,8 +267,7 @@ async fn role_id(tx: &mut TenantTx, key: &str) -> Result<Option<(String, String)
         .bind(key.to_owned())
         .fetch_optional(tx.conn())
         .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("key")?)))
-        .transpose()
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("key")?))).transpose()
 }
 
 /// A fresh API token; only its hash is stored.
@@ -354,9 +333,5 @@ pub async fn create_api_token(
     })
     .await?;
     tx.commit().await?;
-    Ok(IssuedToken {
-        id,
-        token,
-        expires_at,
-    })
+    Ok(IssuedToken { id, token, expires_at })
 }

@@ -79,11 +79,7 @@ pub struct Unpacked {
 }
 
 /// Write `snapshot` as an archive.
-pub fn write(
-    snapshot: &Snapshot,
-    schema_version: i64,
-    exported_at_ms: i64,
-) -> anyhow::Result<Vec<u8>> {
+pub fn write(snapshot: &Snapshot, schema_version: i64, exported_at_ms: i64) -> anyhow::Result<Vec<u8>> {
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         format_version: FORMAT_VERSION,
@@ -109,12 +105,7 @@ pub fn write(
     let mtime = u64::try_from(exported_at_ms / 1000).unwrap_or(0);
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(encoder);
-    append(
-        &mut tar,
-        MANIFEST,
-        &serde_json::to_vec_pretty(&manifest)?,
-        mtime,
-    )?;
+    append(&mut tar, MANIFEST, &serde_json::to_vec_pretty(&manifest)?, mtime)?;
     for rows in &snapshot.tables {
         append(
             &mut tar,
@@ -144,12 +135,7 @@ fn table_json(rows: &TableRows) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn append<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    data: &[u8],
-    mtime: u64,
-) -> std::io::Result<()> {
+fn append<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8], mtime: u64) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(data.len() as u64);
@@ -168,19 +154,12 @@ pub fn read(bytes: &[u8]) -> ApiResult<Unpacked> {
         return Err(ApiError::TooLarge);
     }
     if bytes.is_empty() {
-        return Err(ApiError::rule(
-            "invalid_archive",
-            None,
-            "the archive is empty",
-        ));
+        return Err(ApiError::rule("invalid_archive", None, "the archive is empty"));
     }
     let files = unpack(bytes)?;
-    let manifest_bytes = files.get(MANIFEST).ok_or_else(|| {
-        invalid(
-            MANIFEST,
-            "the archive has no manifest.json; is it an Aula export?",
-        )
-    })?;
+    let manifest_bytes = files
+        .get(MANIFEST)
+        .ok_or_else(|| invalid(MANIFEST, "the archive has no manifest.json; is it an Aula export?"))?;
     let manifest = parse_manifest(manifest_bytes)?;
     let settings: TenantSettings = serde_json::from_value(manifest.tenant.settings.clone())
         .map_err(|e| invalid("manifest.json.tenant.settings", e.to_string()))?;
@@ -188,10 +167,7 @@ pub fn read(bytes: &[u8]) -> ApiResult<Unpacked> {
         .validate()
         .map_err(|e| invalid("manifest.json.tenant.settings", e.to_string()))?;
     if !["active", "suspended"].contains(&manifest.tenant.status.as_str()) {
-        return Err(invalid(
-            "manifest.json.tenant.status",
-            "must be active or suspended",
-        ));
+        return Err(invalid("manifest.json.tenant.status", "must be active or suspended"));
     }
     if !is_uuid(&manifest.tenant.id) {
         return Err(invalid("manifest.json.tenant.id", "must be a UUID"));
@@ -200,8 +176,8 @@ pub fn read(bytes: &[u8]) -> ApiResult<Unpacked> {
     let mut listed: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, t) in manifest.tables.iter().enumerate() {
         let place = format!("manifest.json.tables[{i}]");
-        let table = find(&t.name)
-            .ok_or_else(|| invalid(&place, format!("{} is not a table this host knows", t.name)))?;
+        let table =
+            find(&t.name).ok_or_else(|| invalid(&place, format!("{} is not a table this host knows", t.name)))?;
         if !table.export {
             return Err(invalid(
                 &place,
@@ -282,8 +258,8 @@ pub fn read(bytes: &[u8]) -> ApiResult<Unpacked> {
 
 fn parse_manifest(bytes: &[u8]) -> ApiResult<Manifest> {
     // Check the format before the shape, so a future version is named as such rather than as unknown fields.
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| invalid(MANIFEST, format!("is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(MANIFEST, format!("is not valid JSON: {e}")))?;
     if value.get("format").and_then(Value::as_str) != Some(FORMAT) {
         return Err(invalid(
             "manifest.json.format",
@@ -296,9 +272,7 @@ fn parse_manifest(bytes: &[u8]) -> ApiResult<Manifest> {
             return Err(ApiError::rule(
                 "unsupported_archive",
                 Some("manifest.json.format_version"),
-                format!(
-                    "this host reads format version {FORMAT_VERSION}; the archive has version {v}"
-                ),
+                format!("this host reads format version {FORMAT_VERSION}; the archive has version {v}"),
             ));
         }
         None => return Err(invalid("manifest.json.format_version", "must be a number")),
@@ -307,12 +281,7 @@ fn parse_manifest(bytes: &[u8]) -> ApiResult<Manifest> {
 }
 
 /// Check every row of a table file and turn it into values in column order.
-fn parse_rows(
-    table: &Table,
-    file: &str,
-    bytes: &[u8],
-    tenant_id: &str,
-) -> ApiResult<Vec<Vec<Value>>> {
+fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiResult<Vec<Vec<Value>>> {
     let objects: Vec<Map<String, Value>> = serde_json::from_slice(bytes)
         .map_err(|e| invalid(file, format!("must be a JSON array of row objects: {e}")))?;
     let mut seen_ids: HashSet<String> = HashSet::new();
@@ -321,12 +290,9 @@ fn parse_rows(
         let place = |column: &str| format!("{file}[{index}].{column}");
         let mut row = Vec::with_capacity(table.columns.len());
         for column in table.columns {
-            let value = object.remove(column.name).ok_or_else(|| {
-                invalid(
-                    &format!("{file}[{index}]"),
-                    format!("has no {} column", column.name),
-                )
-            })?;
+            let value = object
+                .remove(column.name)
+                .ok_or_else(|| invalid(&format!("{file}[{index}]"), format!("has no {} column", column.name)))?;
             let ok = match (column.kind, &value) {
                 (Kind::Tenant, Value::String(s)) => s == tenant_id,
                 (Kind::Tenant, _) => false,
@@ -351,19 +317,13 @@ fn parse_rows(
             if column.kind == Kind::Id {
                 let id = value.as_str().unwrap_or_default().to_ascii_lowercase();
                 if !seen_ids.insert(id) {
-                    return Err(invalid(
-                        &place(column.name),
-                        "repeats the id of an earlier row",
-                    ));
+                    return Err(invalid(&place(column.name), "repeats the id of an earlier row"));
                 }
             }
             row.push(value);
         }
         if let Some(extra) = object.keys().next() {
-            return Err(invalid(
-                &place(extra),
-                format!("is not a column of {}", table.name),
-            ));
+            return Err(invalid(&place(extra), format!("is not a column of {}", table.name)));
         }
         rows.push(row);
     }
@@ -416,21 +376,12 @@ fn unpack(bytes: &[u8]) -> ApiResult<BTreeMap<String, Vec<u8>>> {
             MAX_FILE_BYTES
         };
         if entry.size() > cap {
-            return Err(invalid(
-                &path,
-                format!("is larger than {} MiB", cap / (1024 * 1024)),
-            ));
+            return Err(invalid(&path, format!("is larger than {} MiB", cap / (1024 * 1024))));
         }
         let mut data = Vec::new();
-        entry
-            .take(cap + 1)
-            .read_to_end(&mut data)
-            .map_err(damaged)?;
+        entry.take(cap + 1).read_to_end(&mut data).map_err(damaged)?;
         if data.len() as u64 > cap {
-            return Err(invalid(
-                &path,
-                format!("is larger than {} MiB", cap / (1024 * 1024)),
-            ));
+            return Err(invalid(&path, format!("is larger than {} MiB", cap / (1024 * 1024))));
         }
         if files.insert(path.clone(), data).is_some() {
             return Err(invalid(&path, "appears twice in the archive"));
@@ -458,9 +409,7 @@ impl<R: Read> Read for Capped<R> {
                 ))),
             };
         }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         self.left -= n as u64;
         Ok(n)
@@ -521,13 +470,8 @@ mod tests {
     fn bad_row_is_named() {
         let m = manifest(r#"{"name":"tags","rows":1}"#);
         let tags = br#"[{"id":"not-a-uuid","tenant_id":"0190a0a0-0000-7000-8000-000000000001","name":"x","description":null,"created_at":1}]"#;
-        let (place, message) = field(
-            read(&archive(&[
-                (MANIFEST, m.as_bytes()),
-                ("tables/tags.json", tags),
-            ]))
-            .unwrap_err(),
-        );
+        let (place, message) =
+            field(read(&archive(&[(MANIFEST, m.as_bytes()), ("tables/tags.json", tags)])).unwrap_err());
         assert_eq!(place, "tables/tags.json[0].id");
         assert!(message.contains("UUID"), "{message}");
     }
@@ -535,35 +479,19 @@ mod tests {
     #[test]
     fn credentials_and_unlisted_files_are_refused() {
         let m = manifest(r#"{"name":"sessions","rows":0}"#);
-        let (place, _) = field(
-            read(&archive(&[
-                (MANIFEST, m.as_bytes()),
-                ("tables/sessions.json", b"[]"),
-            ]))
-            .unwrap_err(),
-        );
+        let (place, _) =
+            field(read(&archive(&[(MANIFEST, m.as_bytes()), ("tables/sessions.json", b"[]")])).unwrap_err());
         assert_eq!(place, "manifest.json.tables[0]");
         let m = manifest("");
-        let (place, _) = field(
-            read(&archive(&[
-                (MANIFEST, m.as_bytes()),
-                ("tables/orgs.json", b"[]"),
-            ]))
-            .unwrap_err(),
-        );
+        let (place, _) = field(read(&archive(&[(MANIFEST, m.as_bytes()), ("tables/orgs.json", b"[]")])).unwrap_err());
         assert_eq!(place, "tables/orgs.json");
     }
 
     #[test]
     fn row_counts_must_match_the_manifest() {
         let m = manifest(r#"{"name":"tags","rows":2}"#);
-        let (place, message) = field(
-            read(&archive(&[
-                (MANIFEST, m.as_bytes()),
-                ("tables/tags.json", b"[]"),
-            ]))
-            .unwrap_err(),
-        );
+        let (place, message) =
+            field(read(&archive(&[(MANIFEST, m.as_bytes()), ("tables/tags.json", b"[]")])).unwrap_err());
         assert_eq!(place, "tables/tags.json");
         assert!(message.contains("manifest"), "{message}");
     }

@@ -15,8 +15,7 @@ pub mod snapshot;
 pub mod tables;
 
 pub use accounts::{
-    IssuedToken, NewAccount, OperatorToken, create_api_token, create_operator, create_user,
-    operator_login,
+    IssuedToken, NewAccount, OperatorToken, create_api_token, create_operator, create_user, operator_login,
 };
 pub use archive::{FORMAT, FORMAT_VERSION, MAX_ARCHIVE_BYTES};
 pub use tables::mismatches as registry_mismatches;
@@ -64,9 +63,7 @@ pub struct TenantChange {
 }
 
 /// Slugs that would shadow a platform path or a conventional host name.
-const RESERVED_SLUGS: &[&str] = &[
-    "www", "api", "app", "admin", "platform", "import", "static", "assets",
-];
+const RESERVED_SLUGS: &[&str] = &["www", "api", "app", "admin", "platform", "import", "static", "assets"];
 
 /// Check a slug for a new tenant; returns it trimmed and lower-cased.
 pub fn check_slug(field: &str, slug: &str) -> ApiResult<String> {
@@ -101,16 +98,11 @@ pub fn check_domain(field: &str, domain: &str) -> ApiResult<String> {
 /// Refuse a custom domain inside the base domain: `<slug>.<base>` names are resolved as slugs, so such a
 /// mapping would never be used (and the base domain itself is the platform host).
 pub fn check_domain_outside_base(field: &str, domain: &str, base_domain: &str) -> ApiResult<()> {
-    let base = base_domain
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let base = base_domain.trim().trim_end_matches('.').to_ascii_lowercase();
     if !base.is_empty() && (domain == base || domain.ends_with(&format!(".{base}"))) {
         return Err(ApiError::invalid(
             field,
-            format!(
-                "{domain} lies inside the base domain {base}; academies are reached there by their slug"
-            ),
+            format!("{domain} lies inside the base domain {base}; academies are reached there by their slug"),
         ));
     }
     Ok(())
@@ -197,10 +189,7 @@ pub async fn create_tenant_with_admin(
 
 fn check_domains(domains: &[String]) -> ApiResult<Vec<String>> {
     if domains.len() > 20 {
-        return Err(ApiError::invalid(
-            "domains",
-            "at most 20 domains per academy",
-        ));
+        return Err(ApiError::invalid("domains", "at most 20 domains per academy"));
     }
     let mut out: Vec<String> = Vec::with_capacity(domains.len());
     for (i, d) in domains.iter().enumerate() {
@@ -217,17 +206,8 @@ fn check_domains(domains: &[String]) -> ApiResult<Vec<String>> {
 }
 
 /// Change name, status or settings.
-pub async fn update_tenant(
-    db: &Db,
-    slug: &str,
-    change: TenantChange,
-    actor: &Actor,
-) -> ApiResult<Tenant> {
-    let name = change
-        .name
-        .as_deref()
-        .map(|n| check_name("name", n))
-        .transpose()?;
+pub async fn update_tenant(db: &Db, slug: &str, change: TenantChange, actor: &Actor) -> ApiResult<Tenant> {
+    let name = change.name.as_deref().map(|n| check_name("name", n)).transpose()?;
     if let Some(settings) = &change.settings {
         settings.validate()?;
     }
@@ -244,23 +224,18 @@ pub async fn update_tenant(
     if let Some(settings) = change.settings {
         after.settings = settings;
     }
-    if after.name == before.name
-        && after.status == before.status
-        && after.settings == before.settings
-    {
+    if after.name == before.name && after.status == before.status && after.settings == before.settings {
         // Nothing changes, so there is nothing to record.
         tx.commit().await?;
         return Ok(before);
     }
-    tx.query(
-        "UPDATE tenants SET name = $2, status = $3, settings = $4, updated_at = $5 WHERE id = $1",
-    )
-    .bind(after.name.clone())
-    .bind(after.status.clone())
-    .bind(settings_json(&after.settings))
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    tx.query("UPDATE tenants SET name = $2, status = $3, settings = $4, updated_at = $5 WHERE id = $1")
+        .bind(after.name.clone())
+        .bind(after.status.clone())
+        .bind(settings_json(&after.settings))
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
     let action = match (before.status.as_str(), after.status.as_str()) {
         ("active", "suspended") => "tenant.suspend",
         ("suspended", "active") => "tenant.resume",
@@ -283,12 +258,7 @@ pub async fn update_tenant(
 }
 
 /// Suspend or resume an academy. Setting the status it already has changes nothing.
-pub async fn set_status(
-    db: &Db,
-    slug: &str,
-    status: TenantStatus,
-    actor: &Actor,
-) -> ApiResult<Tenant> {
+pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor) -> ApiResult<Tenant> {
     update_tenant(
         db,
         slug,
@@ -381,9 +351,7 @@ pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<()> {
             .execute(tx.conn())
             .await?;
     }
-    tx.query("DELETE FROM tenants WHERE id = $1")
-        .execute(tx.conn())
-        .await?;
+    tx.query("DELETE FROM tenants WHERE id = $1").execute(tx.conn()).await?;
     tx.commit().await?;
     tracing::info!(tenant = %tenant.slug, tenant_id = %tenant.id, "tenant deleted");
     Ok(())
@@ -400,10 +368,9 @@ pub async fn export_tenant(db: &Db, slug: &str, actor: &Actor) -> ApiResult<Vec<
     tx.commit().await?;
     let counts = snapshot::counts(&snap);
     let exported_at = now_ms();
-    let bytes =
-        tokio::task::spawn_blocking(move || archive::write(&snap, schema_version, exported_at))
-            .await
-            .map_err(anyhow::Error::from)??;
+    let bytes = tokio::task::spawn_blocking(move || archive::write(&snap, schema_version, exported_at))
+        .await
+        .map_err(anyhow::Error::from)??;
     let mut tx = db.tenant(&id).begin().await?;
     record(
         &mut tx,
@@ -488,26 +455,16 @@ pub async fn clone_tenant(
         // The source is named by slug only: no id of another tenant is written into this one.
         details: json!({ "cloned_from": { "slug": snap.tenant.slug } }),
     };
-    snapshot::restore(
-        db,
-        &snap,
-        &slug,
-        &name,
-        TenantStatus::Active.as_str(),
-        actor,
-        audit,
-    )
-    .await
+    snapshot::restore(db, &snap, &slug, &name, TenantStatus::Active.as_str(), actor, audit).await
 }
 
 /// The id of the tenant with this slug, or 404.
 async fn tenant_id(db: &Db, slug: &str) -> ApiResult<String> {
     let mut tx = db.platform().begin().await?;
-    let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE lower(slug) = lower($1)")
-            .bind(slug.trim().to_owned())
-            .fetch_optional(tx.conn())
-            .await?;
+    let id: Option<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE lower(slug) = lower($1)")
+        .bind(slug.trim().to_owned())
+        .fetch_optional(tx.conn())
+        .await?;
     tx.commit().await?;
     id.ok_or(ApiError::NotFound { what: "tenant" })
 }
@@ -550,12 +507,7 @@ pub(crate) async fn insert_tenant_row(
     status: &str,
     settings: &TenantSettings,
 ) -> ApiResult<()> {
-    let taken = || {
-        ApiError::duplicate(
-            "slug",
-            format!("an academy with the slug {slug} already exists"),
-        )
-    };
+    let taken = || ApiError::duplicate("slug", format!("an academy with the slug {slug} already exists"));
     let exists = sqlx::query("SELECT 1 FROM tenants WHERE lower(slug) = lower($1)")
         .bind(slug.to_owned())
         .fetch_optional(tx.conn())
@@ -625,15 +577,11 @@ async fn insert_domain(tx: &mut TenantTx, field: &str, domain: &str) -> ApiResul
 /// How many migrations this database has run: archives record it, and an archive from a newer schema is
 /// refused rather than half-understood.
 async fn schema_version(tx: &mut TenantTx) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(SCHEMA_VERSION_SQL)
-        .fetch_one(tx.conn())
-        .await
+    sqlx::query_scalar(SCHEMA_VERSION_SQL).fetch_one(tx.conn()).await
 }
 
 async fn schema_version_platform(tx: &mut crate::db::PlatformTx) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(SCHEMA_VERSION_SQL)
-        .fetch_one(tx.conn())
-        .await
+    sqlx::query_scalar(SCHEMA_VERSION_SQL).fetch_one(tx.conn()).await
 }
 
 const SCHEMA_VERSION_SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations";

@@ -90,12 +90,7 @@ fn order_by(table: &Table) -> String {
     match keys.first() {
         Some(key) if table.columns.iter().any(|c| c.kind == Kind::Id) => (*key).to_owned(),
         Some(_) => keys.join(", "),
-        None => table
-            .columns
-            .first()
-            .map(|c| c.name)
-            .unwrap_or("tenant_id")
-            .to_owned(),
+        None => table.columns.first().map(|c| c.name).unwrap_or("tenant_id").to_owned(),
     }
 }
 
@@ -233,10 +228,7 @@ pub fn counts(snapshot: &Snapshot) -> serde_json::Map<String, Value> {
 /// Old id → new id for the tenant and for every id any row holds in an id column.
 fn id_map(snapshot: &Snapshot, tenant_id: &str) -> HashMap<String, String> {
     let mut map = HashMap::new();
-    map.insert(
-        snapshot.tenant.id.to_ascii_lowercase(),
-        tenant_id.to_owned(),
-    );
+    map.insert(snapshot.tenant.id.to_ascii_lowercase(), tenant_id.to_owned());
     for rows in &snapshot.tables {
         for (i, column) in rows.table.columns.iter().enumerate() {
             if !matches!(column.kind, Kind::Id | Kind::Ref) {
@@ -252,11 +244,7 @@ fn id_map(snapshot: &Snapshot, tenant_id: &str) -> HashMap<String, String> {
     map
 }
 
-async fn insert_rows(
-    tx: &mut TenantTx,
-    rows: &TableRows,
-    map: &HashMap<String, String>,
-) -> ApiResult<()> {
+async fn insert_rows(tx: &mut TenantTx, rows: &TableRows, map: &HashMap<String, String>) -> ApiResult<()> {
     let table = rows.table;
     // The tenant column takes the transaction's tenant ($1); the others are numbered after it.
     let mut n = 1;
@@ -342,21 +330,15 @@ mod tests {
         let a = "0190a0a0-0000-7000-8000-000000000001";
         let b = "0190a0a0-0000-7000-8000-000000000002";
         let unknown = "0190a0a0-0000-7000-8000-0000000000ff";
-        let map: HashMap<String, String> = [
-            (a.to_owned(), "new-a".to_owned()),
-            (b.to_owned(), "new-b".to_owned()),
-        ]
-        .into_iter()
-        .collect();
+        let map: HashMap<String, String> = [(a.to_owned(), "new-a".to_owned()), (b.to_owned(), "new-b".to_owned())]
+            .into_iter()
+            .collect();
         assert_eq!(remap_text(&format!("/{a}/{b}/"), &map), "/new-a/new-b/");
         assert_eq!(
             remap_text(&format!("{{\"orgs\":[\"{}\"]}}", a.to_uppercase()), &map),
             "{\"orgs\":[\"new-a\"]}"
         );
-        assert_eq!(
-            remap_text(&format!("é/{unknown}/ü"), &map),
-            format!("é/{unknown}/ü")
-        );
+        assert_eq!(remap_text(&format!("é/{unknown}/ü"), &map), format!("é/{unknown}/ü"));
         assert_eq!(remap_text("short", &map), "short");
         assert!(is_uuid(a));
         assert!(!is_uuid("0190a0a0-0000-7000-8000-00000000000g"));

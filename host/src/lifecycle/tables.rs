@@ -58,37 +58,21 @@ impl Table {
 
     /// The column names, comma-separated, for a SELECT or INSERT.
     pub fn column_list(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
     }
 }
 
 const fn id(name: &'static str) -> Column {
-    Column {
-        name,
-        kind: Kind::Id,
-    }
+    Column { name, kind: Kind::Id }
 }
 const fn r(name: &'static str) -> Column {
-    Column {
-        name,
-        kind: Kind::Ref,
-    }
+    Column { name, kind: Kind::Ref }
 }
 const fn text(name: &'static str) -> Column {
-    Column {
-        name,
-        kind: Kind::Text,
-    }
+    Column { name, kind: Kind::Text }
 }
 const fn int(name: &'static str) -> Column {
-    Column {
-        name,
-        kind: Kind::Int,
-    }
+    Column { name, kind: Kind::Int }
 }
 const TENANT: Column = Column {
     name: "tenant_id",
@@ -102,11 +86,7 @@ const EXPORT: (bool, bool) = (true, false);
 /// Neither exported nor cloned (credentials); still deleted with the tenant.
 const PRIVATE: (bool, bool) = (false, false);
 
-const fn table(
-    name: &'static str,
-    columns: &'static [Column],
-    (export, clone): (bool, bool),
-) -> Table {
+const fn table(name: &'static str, columns: &'static [Column], (export, clone): (bool, bool)) -> Table {
     Table {
         name,
         columns,
@@ -174,25 +154,17 @@ pub async fn mismatches(db: &Db) -> Result<Vec<String>, sqlx::Error> {
             .iter()
             .map(|row| row.try_get::<String, _>(0))
             .collect::<Result<_, _>>()?;
-        let registered: BTreeSet<String> =
-            table.columns.iter().map(|c| c.name.to_owned()).collect();
+        let registered: BTreeSet<String> = table.columns.iter().map(|c| c.name.to_owned()).collect();
         for missing in real.difference(&registered) {
             problems.push(format!("column {}.{missing} is not registered", table.name));
         }
         for extra in registered.difference(&real) {
-            problems.push(format!(
-                "registered column {}.{extra} does not exist",
-                table.name
-            ));
+            problems.push(format!("registered column {}.{extra} does not exist", table.name));
         }
         if registered.len() != table.columns.len() {
             problems.push(format!("table {} registers a column twice", table.name));
         }
-        let tenant_columns = table
-            .columns
-            .iter()
-            .filter(|c| c.kind == Kind::Tenant)
-            .count();
+        let tenant_columns = table.columns.iter().filter(|c| c.kind == Kind::Tenant).count();
         if tenant_columns != 1
             || !table
                 .columns

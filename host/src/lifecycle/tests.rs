@@ -73,9 +73,7 @@ async fn temp_dbs() -> Vec<TempDb> {
 
 /// The server URL with its database replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let host_start = base.find("://").map_or(0, |i| i + 3);
     let base = base[host_start..]
         .find('/')
@@ -124,9 +122,7 @@ async fn seed(db: &Db, slug: &str, domain: &str) -> Seeded {
         name: "Lea Learner".into(),
         password: None,
     };
-    let learner_id = create_user(db, slug, &learner, None, &system())
-        .await
-        .expect("learner");
+    let learner_id = create_user(db, slug, &learner, None, &system()).await.expect("learner");
     create_api_token(db, slug, &admin.email, "script", 30, &system())
         .await
         .expect("token");
@@ -222,10 +218,7 @@ async fn rows_of(db: &Db, tenant_id: &str) -> BTreeMap<&'static str, Vec<Vec<Val
     let mut tx = db.tenant(tenant_id).begin_read().await.expect("tx");
     let snap = snapshot::read(&mut tx, |_| true).await.expect("snapshot");
     tx.commit().await.expect("commit");
-    snap.tables
-        .into_iter()
-        .map(|t| (t.table.name, t.rows))
-        .collect()
+    snap.tables.into_iter().map(|t| (t.table.name, t.rows)).collect()
 }
 
 /// Every id the tenant's rows hold in an id column, and the tenant's own id.
@@ -247,9 +240,7 @@ fn ids_of(tenant_id: &str, rows: &BTreeMap<&'static str, Vec<Vec<Value>>>) -> Ha
     ids
 }
 
-fn org_paths(
-    rows: &BTreeMap<&'static str, Vec<Vec<Value>>>,
-) -> BTreeMap<String, (Option<String>, String)> {
+fn org_paths(rows: &BTreeMap<&'static str, Vec<Vec<Value>>>) -> BTreeMap<String, (Option<String>, String)> {
     // orgs: id, tenant_id, parent_id, name, path, …
     rows["orgs"]
         .iter()
@@ -284,10 +275,7 @@ fn assert_no_old_ids(old: &HashSet<String>, rows: &BTreeMap<&'static str, Vec<Ve
             for value in row {
                 if let Some(s) = value.as_str() {
                     for id in old {
-                        assert!(
-                            !s.contains(id.as_str()),
-                            "{table} still holds the old id {id} in {s:?}"
-                        );
+                        assert!(!s.contains(id.as_str()), "{table} still holds the old id {id} in {s:?}");
                     }
                 }
             }
@@ -310,9 +298,7 @@ async fn export_import_round_trip_keeps_counts_and_remaps_ids() {
         let src = seed(&t.db, "source", "learn.source.test").await;
         let before = rows_of(&t.db, &src.tenant.id).await;
         let old_ids = ids_of(&src.tenant.id, &before);
-        let archive = export_tenant(&t.db, "source", &system())
-            .await
-            .expect("export");
+        let archive = export_tenant(&t.db, "source", &system()).await.expect("export");
 
         // While the source holds its domain, an import may not take it.
         let err = import_tenant(&t.db, &archive, "copy", None, &system())
@@ -345,10 +331,7 @@ async fn export_import_round_trip_keeps_counts_and_remaps_ids() {
                 _ => assert_eq!(is, 0, "{} must not travel", table.name),
             }
         }
-        assert!(
-            before["sessions"].len() + before["api_tokens"].len() + before["login_failures"].len()
-                >= 3
-        );
+        assert!(before["sessions"].len() + before["api_tokens"].len() + before["login_failures"].len() >= 3);
         assert_no_old_ids(&old_ids, &after);
         assert_paths_consistent(&after);
 
@@ -363,10 +346,7 @@ async fn export_import_round_trip_keeps_counts_and_remaps_ids() {
         assert!(definition.contains(&root), "{definition}");
         let tag = after["tags"][0][0].as_str().expect("tag id");
         assert!(definition.contains(tag), "{definition}");
-        let grant_org = after["grants"]
-            .iter()
-            .find_map(|g| g[5].as_str())
-            .expect("org grant");
+        let grant_org = after["grants"].iter().find_map(|g| g[5].as_str()).expect("org grant");
         assert!(orgs.contains_key(grant_org));
         // The archive's built-in roles, not a second set.
         assert_eq!(after["roles"].len(), crate::scope::BUILTIN_ROLES.len());
@@ -403,11 +383,7 @@ async fn clone_copies_structure_with_remapped_paths() {
         let before = rows_of(&t.db, &src.tenant.id).await;
         let after = rows_of(&t.db, &copy.id).await;
         for table in tables::TABLES {
-            let expected = if table.clone {
-                before[table.name].len()
-            } else {
-                0
-            };
+            let expected = if table.clone { before[table.name].len() } else { 0 };
             let got = after[table.name].len();
             if table.name == "audit_log" {
                 assert_eq!(got, 1, "only the clone itself is recorded");
@@ -473,16 +449,9 @@ async fn delete_leaves_no_row_of_the_tenant_anywhere() {
 async fn create_names_the_offending_field() {
     for t in temp_dbs().await {
         let actor = system();
-        let err = create_tenant(
-            &t.db,
-            "Not A Slug",
-            "X",
-            &[],
-            TenantSettings::default(),
-            &actor,
-        )
-        .await
-        .expect_err("slug");
+        let err = create_tenant(&t.db, "Not A Slug", "X", &[], TenantSettings::default(), &actor)
+            .await
+            .expect_err("slug");
         assert!(
             matches!(&err, ApiError::BadRequest { field: Some(f), .. } if f == "slug"),
             "{err:?}"
@@ -532,10 +501,7 @@ async fn create_names_the_offending_field() {
             matches!(&err, ApiError::Conflict { field: Some(f), .. } if f == "domains"),
             "{err:?}"
         );
-        assert!(
-            get_tenant(&t.db, "other").await.is_err(),
-            "nothing half-created"
-        );
+        assert!(get_tenant(&t.db, "other").await.is_err(), "nothing half-created");
         let err = add_domain(&t.db, "acme", "learn.acme.test", &actor)
             .await
             .expect_err("already there");
@@ -548,16 +514,9 @@ async fn create_names_the_offending_field() {
 async fn status_and_domain_changes_are_audited() {
     for t in temp_dbs().await {
         let actor = system();
-        let acme = create_tenant(
-            &t.db,
-            "acme",
-            "Acme",
-            &[],
-            TenantSettings::default(),
-            &actor,
-        )
-        .await
-        .expect("acme");
+        let acme = create_tenant(&t.db, "acme", "Acme", &[], TenantSettings::default(), &actor)
+            .await
+            .expect("acme");
         assert_eq!(
             set_status(&t.db, "acme", TenantStatus::Suspended, &actor)
                 .await
@@ -649,16 +608,9 @@ async fn operators_sign_in_and_users_get_their_roles() {
             );
         }
 
-        let acme = create_tenant(
-            &t.db,
-            "acme",
-            "Acme",
-            &[],
-            TenantSettings::default(),
-            &system(),
-        )
-        .await
-        .expect("acme");
+        let acme = create_tenant(&t.db, "acme", "Acme", &[], TenantSettings::default(), &system())
+            .await
+            .expect("acme");
         let account = NewAccount {
             email: "i@acme.test".into(),
             name: "Ines".into(),
@@ -702,18 +654,10 @@ async fn operators_sign_in_and_users_get_their_roles() {
 async fn tampered_archives_change_nothing() {
     for t in temp_dbs().await {
         seed(&t.db, "source", "learn.source.test").await;
-        let archive = export_tenant(&t.db, "source", &system())
+        let archive = export_tenant(&t.db, "source", &system()).await.expect("export");
+        let err = import_tenant(&t.db, &archive[..archive.len() / 2], "copy", None, &system())
             .await
-            .expect("export");
-        let err = import_tenant(
-            &t.db,
-            &archive[..archive.len() / 2],
-            "copy",
-            None,
-            &system(),
-        )
-        .await
-        .expect_err("truncated");
+            .expect_err("truncated");
         assert!(
             matches!(
                 &err,
