@@ -433,7 +433,12 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+    if demo && config.base_domain == "localhost" && config.cookie_secure {
+        // The demo is plain HTTP on *.localhost: browsers accept Secure cookies there, curl does not.
+        tracing::info!("demo on localhost: the session cookie is sent without the Secure flag");
+        config.cookie_secure = false;
+    }
     let base_domain = config.base_domain.clone();
     let app = crate::Application::build(config).await?;
     let addr = app.local_addr();

@@ -45,7 +45,8 @@ pub struct Config {
     pub listen: String,
     /// `sqlite:aula.db` (default) or `postgres://…`.
     pub database_url: Secret,
-    /// Pooled connections.
+    /// Pooled connections; 0 picks per backend (SQLite: twice the cores, since each connection is a thread
+    /// and only one writes at a time; PostgreSQL: 16).
     pub max_connections: u32,
     /// Tenants are reachable as `<slug>.<base_domain>`.
     pub base_domain: String,
@@ -63,6 +64,9 @@ pub struct Config {
     pub login_max_failures: i64,
     /// The failed-login window in seconds.
     pub login_window_secs: i64,
+    /// How long an authenticated caller is reused without looking the credential up again (0: never).
+    /// Changes made through this process clear it at once; other replicas see them within this time.
+    pub auth_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -70,7 +74,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: Secret::new("sqlite:aula.db"),
-            max_connections: 16,
+            max_connections: 0,
             base_domain: "localhost".into(),
             log_format: LogFormat::Text,
             cookie_secure: true,
@@ -79,6 +83,7 @@ impl Default for Config {
             trust_forwarded_host: false,
             login_max_failures: 5,
             login_window_secs: 900,
+            auth_cache_ms: 2000,
         }
     }
 }
@@ -125,6 +130,9 @@ impl Config {
         }
         if let Some(v) = get("AULA_COOKIE_SECURE") {
             self.cookie_secure = parse("AULA_COOKIE_SECURE", v)?;
+        }
+        if let Some(v) = get("AULA_AUTH_CACHE_MS") {
+            self.auth_cache_ms = parse("AULA_AUTH_CACHE_MS", v)?;
         }
         if let Some(v) = get("AULA_TRUST_FORWARDED_HOST") {
             self.trust_forwarded_host = parse("AULA_TRUST_FORWARDED_HOST", v)?;

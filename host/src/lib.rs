@@ -23,7 +23,7 @@ use crate::db::Db;
 use crate::state::AppState;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tokio::net::TcpListener;
 
 /// A built server, bound to its listener, ready to run.
@@ -46,14 +46,7 @@ impl Application {
     /// Assemble the application on an already-connected database and bound listener.
     pub fn with(listener: TcpListener, db: Db, config: Config) -> Application {
         let (api_router, openapi) = http::api().finish();
-        let state = AppState {
-            db,
-            tenants: Arc::new(tenancy::TenantCache::new(&config.base_domain)),
-            config: Arc::new(config),
-            openapi: Arc::new(openapi),
-            metrics: metrics_handle(),
-            dummy_hash: Arc::new(dummy_hash().to_owned()),
-        };
+        let state = AppState::new(db, config, openapi);
         let router = http::router(api_router, state.clone());
         Application {
             listener,
@@ -83,7 +76,7 @@ impl Application {
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every application in the process).
-fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+pub(crate) fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -96,7 +89,7 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
-fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| auth::password::hash_blocking("not a password anyone has").unwrap_or_default())
 }

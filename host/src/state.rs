@@ -12,6 +12,8 @@ pub struct AppState {
     pub db: Db,
     /// Configuration.
     pub config: Arc<Config>,
+    /// Authenticated callers, cached for a moment.
+    pub callers: Arc<crate::auth::CallerCache>,
     /// Host → tenant, cached for a few seconds.
     pub tenants: Arc<TenantCache>,
     /// The OpenAPI document, built with the router.
@@ -20,4 +22,21 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// A password hash used when a login names no user, so both paths cost the same.
     pub dummy_hash: Arc<String>,
+}
+
+impl AppState {
+    /// The state for a database and configuration, with the OpenAPI document of the router it serves.
+    pub fn new(db: Db, config: Config, openapi: serde_json::Value) -> AppState {
+        AppState {
+            db,
+            tenants: Arc::new(TenantCache::new(&config.base_domain)),
+            callers: Arc::new(crate::auth::CallerCache::new(std::time::Duration::from_millis(
+                config.auth_cache_ms,
+            ))),
+            config: Arc::new(config),
+            openapi: Arc::new(openapi),
+            metrics: crate::metrics_handle(),
+            dummy_hash: Arc::new(crate::dummy_hash().to_owned()),
+        }
+    }
 }

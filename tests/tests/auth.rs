@@ -229,6 +229,7 @@ async fn token_expiry_is_validated_and_enforced(app: &TestApp) {
     assert_eq!(script.get("/api/v1/me").await.0, 200);
     app.exec("UPDATE api_tokens SET expires_at = created_at - 1 WHERE id = $1", &[id])
         .await;
+    app.let_auth_cache_expire();
     let (status, body) = script.get("/api/v1/me").await;
     assert_eq!(status, 401, "{body}");
 }

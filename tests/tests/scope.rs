@@ -39,7 +39,7 @@ async fn managers_list_only_their_subtree(app: &TestApp) {
     let elena = app.login("acme", "emea.manager@acme.test").await;
     let erik = app.login("acme", "eng.manager@acme.test").await;
 
-    let (status, users) = elena.get("/api/v1/users?limit=500").await;
+    let (status, users) = elena.get("/api/v1/users?limit=500&expand=orgs,tags").await;
     assert_eq!(status, 200);
     assert_eq!(
         emails(&users),
@@ -53,7 +53,7 @@ async fn managers_list_only_their_subtree(app: &TestApp) {
             "sara.south@acme.test",
         ])
     );
-    // Each user shows only the organizations the manager can see.
+    // Each user shows only the organizations the manager can see (organizations come with `expand`).
     let visible_orgs: BTreeSet<String> = users["items"]
         .as_array()
         .expect("items")

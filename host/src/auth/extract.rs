@@ -127,6 +127,31 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let host = host_tenant(parts, state).await?;
+        let host_key = match &host {
+            HostTenant::Tenant(t) => t.id.clone(),
+            HostTenant::Platform => String::new(),
+            HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
+        };
+        let credential = bearer(parts).or_else(|| cookie(parts, SESSION_COOKIE)).map(secret_hash);
+        if let Some(cached) = credential.as_ref().and_then(|c| state.callers.get(&host_key, c)) {
+            return Ok(Caller {
+                request_id: request_id(parts),
+                ..cached
+            });
+        }
+        let (caller, valid_ms) = authenticate(parts, state, host).await?;
+        if let Some(credential) = credential {
+            let valid = std::time::Duration::from_millis(valid_ms.max(0) as u64);
+            state.callers.put(host_key, credential, caller.clone(), valid);
+        }
+        Ok(caller)
+    }
+}
+
+/// Authenticate from scratch: the credential, its user and their grants. Returns the caller and how many
+/// more milliseconds the credential is valid.
+async fn authenticate(parts: &Parts, state: &AppState, host: HostTenant) -> Result<(Caller, i64), ApiError> {
+    {
         let (tenant, via) = match (bearer(parts), host) {
             (_, HostTenant::Unknown) => return Err(ApiError::NotFound { what: "academy" }),
             (Some(token), host) => {
@@ -171,6 +196,7 @@ impl FromRequestParts<AppState> for Caller {
         let db = state.db.tenant(&tenant.id);
         let mut tx = db.begin_read().await?;
         let now = now_ms();
+        let valid_until: i64;
         // Tokens and sessions are looked up within the host's tenant: another tenant's credential is unknown here.
         let (user, via, touch) = match via {
             Via::Token(hash) => {
@@ -185,6 +211,7 @@ impl FromRequestParts<AppState> for Caller {
                     .await?
                     .ok_or_else(|| unauthenticated("invalid, expired or revoked API token"))?;
                 let expires: i64 = row.try_get("expires_at")?;
+                valid_until = expires;
                 let revoked: Option<i64> = row.try_get("revoked_at")?;
                 if revoked.is_some() || expires <= now {
                     return Err(unauthenticated("invalid, expired or revoked API token"));
@@ -205,6 +232,7 @@ impl FromRequestParts<AppState> for Caller {
                     .await?
                     .ok_or_else(|| unauthenticated("your session has ended; sign in again"))?;
                 let expires: i64 = row.try_get("expires_at")?;
+                valid_until = expires;
                 if expires <= now {
                     return Err(unauthenticated("your session has ended; sign in again"));
                 }
@@ -225,7 +253,7 @@ impl FromRequestParts<AppState> for Caller {
         if touch {
             touch_credential(&db, &via, now).await?;
         }
-        Ok(Caller {
+        let caller = Caller {
             tenant,
             user_id,
             email: user.try_get("email")?,
@@ -234,7 +262,8 @@ impl FromRequestParts<AppState> for Caller {
             via,
             request_id: request_id(parts),
             db,
-        })
+        };
+        Ok((caller, valid_until - now))
     }
 }
 

@@ -1,9 +1,11 @@
 //! Authentication: passwords, sessions, API tokens, and the extractors that turn a request into a
 //! [`Caller`] (a tenant user with grants) or an [`Operator`].
 
+mod cache;
 mod extract;
 pub mod password;
 
+pub use cache::CallerCache;
 pub use extract::RequestHost;
 pub use extract::{Caller, CallerVia, Operator, load_grants};
 

@@ -43,6 +43,17 @@ impl Backend {
         }
     }
 
+    /// The pool size when the configuration leaves it to us. Every SQLite connection is a thread of its own
+    /// and writes queue on one lock, so more connections than twice the cores only add switching.
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Backend::Sqlite => std::thread::available_parallelism()
+                .map_or(4, |n| 2 * n.get() as u32)
+                .clamp(2, 16),
+            Backend::Postgres => 16,
+        }
+    }
+
     /// Run this backend's migrations on a connection of its own (on PostgreSQL the pooled connections
     /// run as `aula_app`, which may not create tables).
     pub async fn migrate(self, url: &str) -> anyhow::Result<()> {
@@ -111,6 +122,71 @@ impl Backend {
         match self {
             Backend::Sqlite => format!("CAST(json_extract({column}, '$.\"' || {param} || '\"') AS TEXT)"),
             Backend::Postgres => format!("(({column})::jsonb ->> {param})"),
+        }
+    }
+
+    /// A correlated subquery giving the rows of `from` (a `FROM … WHERE …` clause) as a JSON array text of
+    /// objects with the given `(key, expression)` fields in `order`, `[]` when there are none. Lists that
+    /// belong to each row of a page (a user's organizations and tags) come back in the page's own rows this
+    /// way, instead of one more query and one more row per item.
+    pub fn json_rows(self, fields: &[(&str, &str)], from: &str, order: &str) -> String {
+        match self {
+            Backend::Sqlite => {
+                let columns: Vec<String> = fields.iter().map(|(k, e)| format!("{e} AS {k}")).collect();
+                let object: Vec<String> = fields.iter().map(|(k, _)| format!("'{k}', {k}")).collect();
+                format!(
+                    "(SELECT coalesce(json_group_array(json_object({})), '[]') FROM (SELECT {} {from} ORDER BY {order}))",
+                    object.join(", "),
+                    columns.join(", ")
+                )
+            }
+            Backend::Postgres => {
+                let object: Vec<String> = fields.iter().map(|(k, e)| format!("'{k}', {e}")).collect();
+                format!(
+                    "(SELECT coalesce(json_agg(json_build_object({}) ORDER BY {order}), '[]')::text {from})",
+                    object.join(", ")
+                )
+            }
+        }
+    }
+
+    /// `SELECT <json array text>` over the rows of a subquery aliased `u` (to be appended as
+    /// `FROM (…) u`): one object per row with the given `(key, expression, is_json_text)` fields, in `order`.
+    /// A page fetched this way is one value instead of one driver row per item.
+    pub fn json_page(self, fields: &[(&str, &str, bool)], order: &str) -> String {
+        match self {
+            Backend::Sqlite => {
+                let object: Vec<String> = fields
+                    .iter()
+                    .map(|(k, e, json)| {
+                        if *json {
+                            format!("'{k}', json({e})")
+                        } else {
+                            format!("'{k}', {e}")
+                        }
+                    })
+                    .collect();
+                format!(
+                    "SELECT coalesce(json_group_array(json_object({}) ORDER BY {order}), '[]')",
+                    object.join(", ")
+                )
+            }
+            Backend::Postgres => {
+                let object: Vec<String> = fields
+                    .iter()
+                    .map(|(k, e, json)| {
+                        if *json {
+                            format!("'{k}', ({e})::json")
+                        } else {
+                            format!("'{k}', {e}")
+                        }
+                    })
+                    .collect();
+                format!(
+                    "SELECT coalesce(json_agg(json_build_object({}) ORDER BY {order}), '[]')::text",
+                    object.join(", ")
+                )
+            }
         }
     }
 

@@ -38,6 +38,11 @@ impl Db {
         let backend = Backend::from_url(url)?;
         let url = backend.normalize_url(url);
         backend.migrate(&url).await?;
+        let max_connections = if max_connections == 0 {
+            backend.default_pool_size()
+        } else {
+            max_connections
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
@@ -346,10 +351,13 @@ pub fn new_id() -> String {
 }
 
 /// Render unix milliseconds as RFC 3339.
+/// RFC 3339, always with milliseconds and `Z`.
 pub fn rfc3339(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_default()
 }
 

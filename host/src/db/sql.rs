@@ -91,6 +91,15 @@ impl Sql {
         format!("${}", self.args.len() + self.reserved)
     }
 
+    /// The same statement placed between `prefix` and `suffix` (as a subquery), with the same arguments.
+    pub fn wrap(&self, prefix: &str, suffix: &str) -> Sql {
+        Sql {
+            text: format!("{prefix}{}{suffix}", self.text),
+            args: self.args.clone(),
+            reserved: self.reserved,
+        }
+    }
+
     /// The SQL text.
     pub fn text(&self) -> &str {
         &self.text

@@ -55,6 +55,7 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         .merge(api_router)
         .merge(ops::router())
         .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), forget_callers_on_write))
         .layer(middleware::from_fn(track_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -76,6 +77,24 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Any successful change may have touched what authentication depends on (a token, a grant, a user's
+/// status, an organization's place in the tree): drop the cached callers so the next request looks again.
+async fn forget_callers_on_write(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let response = next.run(req).await;
+    if !reads && response.status().is_success() {
+        state.callers.clear();
+    }
+    response
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

@@ -362,7 +362,6 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode, header};
     use serde_json::{Value, json};
-    use std::sync::Arc;
     use tower::ServiceExt;
 
     struct Harness {
@@ -384,16 +383,7 @@ mod tests {
             .expect("database");
         let config = Config::default();
         let (api_router, openapi) = crate::http::api().finish();
-        let state = AppState {
-            db,
-            tenants: Arc::new(crate::tenancy::TenantCache::new(&config.base_domain)),
-            config: Arc::new(config),
-            openapi: Arc::new(openapi),
-            metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
-                .build_recorder()
-                .handle(),
-            dummy_hash: Arc::new(crate::auth::password::hash_blocking("dummy password").expect("hash")),
-        };
+        let state = AppState::new(db, config, openapi);
         crate::lifecycle::create_operator(&state.db, "op@example.com", "Op", "a-long-password")
             .await
             .expect("operator");

@@ -4,16 +4,19 @@ use super::api::{Api, Op};
 use super::common::{Json, Page, PageParams, Query, double_option, email, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::{Caller, password};
-use crate::db::{Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
+use crate::db::{Backend, Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::{GrantScope, Permission, Reach};
 use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub fn routes(api: &mut Api) {
@@ -30,6 +33,10 @@ pub fn routes(api: &mut Api) {
                 ("tag", "carrying this tag (id)"),
                 ("segment", "matching this segment (id)"),
                 ("external_id", "exact external id"),
+                (
+                    "expand",
+                    "`orgs,tags` (either or both): include each user's organizations and tags",
+                ),
             ]),
         get(list),
     );
@@ -73,10 +80,16 @@ pub struct UserOut {
     manager_id: Option<String>,
     /// Custom profile fields, by key.
     profile: Map<String, Value>,
-    /// Organizations the user belongs to (only those you can see).
-    orgs: Vec<NamedRef>,
-    /// Tags the user carries.
-    tags: Vec<NamedRef>,
+    /// Organizations the user belongs to (only those you can see). In lists only with `expand=orgs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orgs: Option<Vec<NamedRef>>,
+    /// Tags the user carries. In lists only with `expand=tags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<NamedRef>>,
+    /// Every organization of the user, with paths; `orgs` is the caller's view of it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    all_orgs: Option<Vec<OrgEntry>>,
     first_login_at: Option<String>,
     last_login_at: Option<String>,
     created_at: String,
@@ -84,17 +97,114 @@ pub struct UserOut {
 }
 
 /// An id with its name.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NamedRef {
     id: String,
     name: String,
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.name, u.locale, u.status, u.external_id, u.manager_id, u.profile, \
-    u.first_login_at, u.last_login_at, u.created_at, u.updated_at";
+/// `SELECT … FROM users u` with each user's organizations (with paths, filtered to the caller's view later)
+/// and tags as JSON columns, so a page of users is one query.
+fn user_select(backend: Backend) -> String {
+    user_select_with(backend, true)
+}
+
+/// Like [`user_select`]; without `expand` the organization and tag columns are empty lists, which keeps the
+/// plain list cheap (the correlated subqueries are most of its cost).
+fn user_select_with(backend: Backend, expand: bool) -> String {
+    if !expand {
+        return "SELECT u.id, u.email, u.name, u.locale, u.status, u.external_id, u.manager_id, u.profile, \
+                u.first_login_at, u.last_login_at, u.created_at, u.updated_at, NULL AS orgs_json, NULL AS tags_json FROM users u"
+            .to_owned();
+    }
+    let orgs = backend.json_rows(
+        &[("id", "o.id"), ("name", "o.name"), ("path", "o.path")],
+        "FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE m.tenant_id = $1 AND m.user_id = u.id",
+        "o.name",
+    );
+    let tags = backend.json_rows(
+        &[("id", "t.id"), ("name", "t.name")],
+        "FROM user_tags ut JOIN tags t ON t.id = ut.tag_id WHERE ut.tenant_id = $1 AND ut.user_id = u.id",
+        "t.name",
+    );
+    format!(
+        "SELECT u.id, u.email, u.name, u.locale, u.status, u.external_id, u.manager_id, u.profile, \
+         u.first_login_at, u.last_login_at, u.created_at, u.updated_at, {orgs} AS orgs_json, {tags} AS tags_json FROM users u"
+    )
+}
+
+/// The fields of a user page built as JSON by the database ([`list`]), as `(key, expression)` over the
+/// select of [`user_select_with`] aliased `u`. `profile`, `orgs_json` and `tags_json` are JSON texts.
+const PAGE_FIELDS: [(&str, &str, bool); 14] = [
+    ("id", "u.id", false),
+    ("email", "u.email", false),
+    ("name", "u.name", false),
+    ("locale", "u.locale", false),
+    ("status", "u.status", false),
+    ("external_id", "u.external_id", false),
+    ("manager_id", "u.manager_id", false),
+    ("profile", "u.profile", true),
+    ("first_login_at", "u.first_login_at", false),
+    ("last_login_at", "u.last_login_at", false),
+    ("created_at", "u.created_at", false),
+    ("updated_at", "u.updated_at", false),
+    ("orgs", "u.orgs_json", true),
+    ("tags", "u.tags_json", true),
+];
+
+/// One user of a page, as the database's JSON has it.
+#[derive(Deserialize)]
+struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    locale: Option<String>,
+    status: String,
+    external_id: Option<String>,
+    manager_id: Option<String>,
+    profile: Option<Map<String, Value>>,
+    first_login_at: Option<i64>,
+    last_login_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    orgs: Option<Vec<OrgEntry>>,
+    tags: Option<Vec<NamedRef>>,
+}
+
+impl From<UserRow> for UserOut {
+    fn from(r: UserRow) -> UserOut {
+        UserOut {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            locale: r.locale,
+            status: r.status,
+            external_id: r.external_id,
+            manager_id: r.manager_id,
+            profile: r.profile.unwrap_or_default(),
+            orgs: None,
+            all_orgs: r.orgs,
+            tags: r.tags,
+            first_login_at: r.first_login_at.map(rfc3339),
+            last_login_at: r.last_login_at.map(rfc3339),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// An organization of a user as stored, before the caller's view is applied.
+#[derive(Debug, Clone, Deserialize)]
+struct OrgEntry {
+    id: String,
+    name: String,
+    path: String,
+}
 
 fn user_from_row(row: &AnyRow) -> Result<UserOut, sqlx::Error> {
     let profile: String = row.try_get("profile")?;
+    let orgs_json: Option<String> = row.try_get("orgs_json")?;
+    let tags_json: Option<String> = row.try_get("tags_json")?;
     Ok(UserOut {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
@@ -104,8 +214,9 @@ fn user_from_row(row: &AnyRow) -> Result<UserOut, sqlx::Error> {
         external_id: row.try_get("external_id")?,
         manager_id: row.try_get("manager_id")?,
         profile: serde_json::from_str(&profile).unwrap_or_default(),
-        orgs: Vec::new(),
-        tags: Vec::new(),
+        orgs: None,
+        all_orgs: orgs_json.map(|j| serde_json::from_str(&j).unwrap_or_default()),
+        tags: tags_json.map(|j| serde_json::from_str(&j).unwrap_or_default()),
         first_login_at: row.try_get::<Option<i64>, _>("first_login_at")?.map(rfc3339),
         last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(rfc3339),
         created_at: rfc3339(row.try_get("created_at")?),
@@ -113,48 +224,22 @@ fn user_from_row(row: &AnyRow) -> Result<UserOut, sqlx::Error> {
     })
 }
 
-/// Fill in orgs (those the caller can see) and tags for a batch of users, with two queries.
-async fn attach(tx: &mut TenantTx, caller: &Caller, users: &mut [UserOut]) -> Result<(), sqlx::Error> {
-    if users.is_empty() {
-        return Ok(());
-    }
+/// Show each user's organizations as the caller may see them: everyone sees their own, others only those
+/// in their `orgs.read` reach.
+fn attach(caller: &Caller, users: &mut [UserOut]) {
     let org_reach = caller.grants.reach(Permission::OrgsRead);
-    let mut sql = Sql::tenant(
-        "SELECT m.user_id, o.id, o.name, o.path FROM memberships m JOIN orgs o ON o.id = m.org_id \
-         WHERE m.tenant_id = $1 AND m.user_id IN (",
-    );
-    push_ids(&mut sql, users.iter().map(|u| u.id.as_str()));
-    sql.push(") ORDER BY o.name");
-    let mut orgs: HashMap<String, Vec<NamedRef>> = HashMap::new();
-    for row in tx.fetch_all_sql(&sql).await? {
-        let path: String = row.try_get("path")?;
-        let user_id: String = row.try_get("user_id")?;
-        // Everyone may see their own organizations; others only those in their reach.
-        if org_reach.covers_org_path(&path) || user_id == caller.user_id {
-            orgs.entry(user_id).or_default().push(NamedRef {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-            });
-        }
-    }
-    let mut sql = Sql::tenant(
-        "SELECT ut.user_id, t.id, t.name FROM user_tags ut JOIN tags t ON t.id = ut.tag_id \
-         WHERE ut.tenant_id = $1 AND ut.user_id IN (",
-    );
-    push_ids(&mut sql, users.iter().map(|u| u.id.as_str()));
-    sql.push(") ORDER BY t.name");
-    let mut tags: HashMap<String, Vec<NamedRef>> = HashMap::new();
-    for row in tx.fetch_all_sql(&sql).await? {
-        tags.entry(row.try_get("user_id")?).or_default().push(NamedRef {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
+    for u in users.iter_mut() {
+        let own = u.id == caller.user_id;
+        u.orgs = u.all_orgs.as_ref().map(|all| {
+            all.iter()
+                .filter(|o| own || org_reach.covers_org_path(&o.path))
+                .map(|o| NamedRef {
+                    id: o.id.clone(),
+                    name: o.name.clone(),
+                })
+                .collect()
         });
     }
-    for u in users.iter_mut() {
-        u.orgs = orgs.remove(&u.id).unwrap_or_default();
-        u.tags = tags.remove(&u.id).unwrap_or_default();
-    }
-    Ok(())
 }
 
 pub(crate) fn push_ids<'a>(sql: &mut Sql, ids: impl Iterator<Item = &'a str>) {
@@ -177,13 +262,10 @@ struct ListParams {
     tag: Option<String>,
     segment: Option<String>,
     external_id: Option<String>,
+    expand: Option<String>,
 }
 
-async fn list(
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
-    Query(p): Query<ListParams>,
-) -> ApiResult<axum::Json<Page<UserOut>>> {
+async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<ListParams>) -> ApiResult<Response> {
     let reach = caller.require(Permission::UsersRead)?;
     let limit = PageParams {
         limit: p.limit,
@@ -191,7 +273,20 @@ async fn list(
     }
     .limit()?;
     let mut tx = caller.db().begin_read().await?;
-    let mut sql = Sql::tenant(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1"));
+    let expand = match p.expand.as_deref() {
+        None | Some("") => false,
+        Some(e) if e.split(',').all(|x| matches!(x.trim(), "orgs" | "tags")) => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "expand",
+                "must list orgs and/or tags, comma-separated",
+            ));
+        }
+    };
+    let mut sql = Sql::tenant(&format!(
+        "{} WHERE u.tenant_id = $1",
+        user_select_with(tx.backend(), expand)
+    ));
     reach.push_user_filter(&mut sql, tx.backend());
     if let Some(cursor) = &p.cursor {
         sql.push(" AND u.id > ").push_bind(cursor.as_str());
@@ -247,13 +342,84 @@ async fn list(
         sql.push(")");
     }
     sql.push(" ORDER BY u.id LIMIT ").push_bind(limit + 1);
-    let rows = tx.fetch_all_sql(&sql).await?;
-    let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+    // The whole page comes back as one JSON value: decoding rows one by one through the driver cost more
+    // than everything else in this request put together (see docs/BENCHMARKS.md).
+    let backend = tx.backend();
+    if !expand {
+        // Nothing to filter per item: the database's JSON is answered nearly as it is, borrowing every
+        // string from it and rendering only the times.
+        let fields: Vec<(&str, &str, bool)> = PAGE_FIELDS
+            .iter()
+            .copied()
+            .filter(|(k, _, _)| !matches!(*k, "orgs" | "tags"))
+            .collect();
+        let page = sql.wrap(&format!("{} FROM (", backend.json_page(&fields, "u.id")), ") u");
+        let json = fetch_page_json(&mut tx, &page).await?;
+        tx.commit().await?;
+        let mut items: Vec<PlainUser<'_>> = serde_json::from_str(&json).map_err(page_error)?;
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        return Ok(axum::Json(Page::new(items, more, &uri, |u| u.id.to_string())).into_response());
+    }
+    let page = sql.wrap(&format!("{} FROM (", backend.json_page(&PAGE_FIELDS, "u.id")), ") u");
+    let json = fetch_page_json(&mut tx, &page).await?;
+    let rows: Vec<UserRow> = serde_json::from_str(&json).map_err(page_error)?;
+    let mut users: Vec<UserOut> = rows.into_iter().map(UserOut::from).collect();
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
-    attach(&mut tx, &caller, &mut users).await?;
+    attach(&caller, &mut users);
     tx.commit().await?;
-    Ok(axum::Json(Page::new(users, more, &uri, |u| u.id.clone())))
+    Ok(axum::Json(Page::new(users, more, &uri, |u| u.id.clone())).into_response())
+}
+
+async fn fetch_page_json(tx: &mut TenantTx, page: &Sql) -> ApiResult<String> {
+    let json: Option<String> = tx.fetch_optional_sql(page).await?.map(|r| r.try_get(0)).transpose()?;
+    Ok(json.unwrap_or_else(|| "[]".to_owned()))
+}
+
+fn page_error(e: serde_json::Error) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("user page JSON from the database: {e}"))
+}
+
+/// A user of a plain page, borrowed from the database's JSON; serializes exactly like [`UserOut`] without
+/// `orgs` and `tags`.
+#[derive(Deserialize, Serialize)]
+struct PlainUser<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    locale: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    external_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    manager_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    profile: &'a RawValue,
+    #[serde(serialize_with = "opt_time")]
+    first_login_at: Option<i64>,
+    #[serde(serialize_with = "opt_time")]
+    last_login_at: Option<i64>,
+    #[serde(serialize_with = "time")]
+    created_at: i64,
+    #[serde(serialize_with = "time")]
+    updated_at: i64,
+}
+
+fn time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+fn opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
 }
 
 fn check_status(field: &str, status: &str) -> Result<(), ApiError> {
@@ -270,7 +436,8 @@ fn check_status(field: &str, status: &str) -> Result<(), ApiError> {
 /// Load one user the caller reaches with `reach`, or 404.
 pub(crate) async fn load_in_reach(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResult<UserOut> {
     let mut sql = Sql::tenant(&format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = "
+        "{} WHERE u.tenant_id = $1 AND u.id = ",
+        user_select(tx.backend())
     ));
     sql.push_bind(id);
     reach.push_user_filter(&mut sql, tx.backend());
@@ -297,7 +464,7 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<Us
         let reach = caller.grants.reach(Permission::UsersRead);
         load_in_reach(&mut tx, &reach, &id).await?
     };
-    attach(&mut tx, &caller, std::slice::from_mut(&mut user)).await?;
+    attach(&caller, std::slice::from_mut(&mut user));
     tx.commit().await?;
     Ok(axum::Json(user))
 }
@@ -422,7 +589,7 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
         &id,
     )
     .await?;
-    attach(&mut tx, &caller, std::slice::from_mut(&mut user)).await?;
+    attach(&caller, std::slice::from_mut(&mut user));
     record(
         &mut tx,
         &caller.actor(),
@@ -562,7 +729,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     };
     let mut tx = caller.db().begin().await?;
     let mut before = load_in_reach(&mut tx, &reach, &id).await?;
-    attach(&mut tx, &caller, std::slice::from_mut(&mut before)).await?;
+    attach(&caller, std::slice::from_mut(&mut before));
     let email = match &req.email {
         Some(e) => email("email", e)?,
         None => before.email.clone(),
@@ -648,7 +815,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
         &id,
     )
     .await?;
-    attach(&mut tx, &caller, std::slice::from_mut(&mut after)).await?;
+    attach(&caller, std::slice::from_mut(&mut after));
     record(
         &mut tx,
         &caller.actor(),
@@ -741,7 +908,7 @@ async fn add_tag(
     )
     .await?;
     let mut user = load_in_reach(&mut tx, &reach, &id).await?;
-    attach(&mut tx, &caller, std::slice::from_mut(&mut user)).await?;
+    attach(&caller, std::slice::from_mut(&mut user));
     tx.commit().await?;
     Ok(axum::Json(user))
 }

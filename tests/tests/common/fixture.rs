@@ -50,7 +50,7 @@ impl Directory {
         Directory {
             tenant_id: tenant["id"].as_str().unwrap_or_default().to_owned(),
             tenant_name: tenant["name"].as_str().unwrap_or_default().to_owned(),
-            users: admin.get_all_pages("/api/v1/users?limit=500").await.0,
+            users: admin.get_all_pages("/api/v1/users?limit=500&expand=orgs,tags").await.0,
             orgs: admin.get_all_pages("/api/v1/orgs?limit=500").await.0,
             tags: list(get("/api/v1/tags").await),
             segments: list(get("/api/v1/segments").await),

@@ -106,6 +106,7 @@ struct Booted {
     http: reqwest::Client,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<anyhow::Result<()>>,
+    callers: std::sync::Arc<aula::auth::CallerCache>,
 }
 
 /// One running host with its own database and the demo academies.
@@ -120,6 +121,7 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     cleanup: Cleanup,
+    callers: std::sync::Arc<aula::auth::CallerCache>,
 }
 
 /// A future borrowing the app, as the scenario functions return them.
@@ -168,6 +170,7 @@ impl TestApp {
                 shutdown: Some(b.shutdown),
                 server: Some(b.server),
                 cleanup,
+                callers: b.callers,
             },
             Err(panic) => {
                 cleanup.remove().await;
@@ -192,6 +195,7 @@ impl TestApp {
             ..Config::default()
         };
         let app = aula::Application::with(listener, db.clone(), config);
+        let callers = app.state().callers.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -208,6 +212,7 @@ impl TestApp {
             http,
             shutdown: tx,
             server,
+            callers,
         }
     }
 
@@ -281,6 +286,12 @@ impl TestApp {
     }
 
     /// Run one statement with platform rights (arranging state the API cannot, e.g. an expired token).
+    /// Let the moment pass for which the host reuses authenticated callers (`auth_cache_ms`), as it has
+    /// by the time a change made behind its back (another replica, SQL) must be seen.
+    pub fn let_auth_cache_expire(&self) {
+        self.callers.clear();
+    }
+
     pub async fn exec(&self, sql: &str, args: &[&str]) -> u64 {
         let mut tx = self.db.platform().begin().await.expect("platform transaction");
         let mut q = sqlx::query(sql);
