@@ -200,107 +200,127 @@ CREATE TABLE operator_tokens (
     expires_at   BIGINT NOT NULL
 );
 
--- Row-level security: the second wall behind the scoped queries. Every transaction of the host sets
--- aula.tenant_id (tenant work) or aula.platform = 'on' (operator work, tenant resolution); see host/src/db/.
--- Superusers bypass RLS, so the host switches to the aula_app role on every pooled connection.
+-- Row-level security: the second wall behind the scoped queries (see host/src/db/).
+-- Two roles, both without login: the host's pooled connections act as aula_app, which sees only the rows of
+-- the tenant named by the transaction-local setting aula.tenant_id; operator work and host/token resolution
+-- switch to aula_platform for one transaction (SET LOCAL ROLE). Superusers bypass RLS, which is why the host
+-- never works as the connecting user. The policies compare tenant_id with one stable value, so the planner
+-- keeps using the (tenant_id, …) indexes.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aula_app') THEN
         CREATE ROLE aula_app NOLOGIN;
     END IF;
 EXCEPTION
-    WHEN duplicate_object OR unique_violation OR insufficient_privilege THEN NULL;
+    WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
 DO $$
 BEGIN
-    GRANT USAGE ON SCHEMA public TO aula_app;
-    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO aula_app;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aula_platform') THEN
+        CREATE ROLE aula_platform NOLOGIN;
+    END IF;
 EXCEPTION
-    WHEN undefined_object OR insufficient_privilege THEN NULL;
+    WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
+GRANT USAGE ON SCHEMA public TO aula_app, aula_platform;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO aula_app, aula_platform;
 
 ALTER TABLE tenant_domains ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_domains FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_domains_tenant ON tenant_domains
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY tenant_domains_tenant ON tenant_domains TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY tenant_domains_platform ON tenant_domains TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE orgs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orgs FORCE ROW LEVEL SECURITY;
-CREATE POLICY orgs_tenant ON orgs
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY orgs_tenant ON orgs TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY orgs_platform ON orgs TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
-CREATE POLICY users_tenant ON users
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY users_tenant ON users TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY users_platform ON users TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
-CREATE POLICY memberships_tenant ON memberships
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY memberships_tenant ON memberships TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY memberships_platform ON memberships TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE tags ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tags FORCE ROW LEVEL SECURITY;
-CREATE POLICY tags_tenant ON tags
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY tags_tenant ON tags TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY tags_platform ON tags TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE user_tags ENABLE ROW LEVEL SECURITY;
 ALTER TABLE user_tags FORCE ROW LEVEL SECURITY;
-CREATE POLICY user_tags_tenant ON user_tags
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY user_tags_tenant ON user_tags TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY user_tags_platform ON user_tags TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE profile_fields ENABLE ROW LEVEL SECURITY;
 ALTER TABLE profile_fields FORCE ROW LEVEL SECURITY;
-CREATE POLICY profile_fields_tenant ON profile_fields
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY profile_fields_tenant ON profile_fields TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY profile_fields_platform ON profile_fields TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE segments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segments FORCE ROW LEVEL SECURITY;
-CREATE POLICY segments_tenant ON segments
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY segments_tenant ON segments TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY segments_platform ON segments TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE roles ENABLE ROW LEVEL SECURITY;
 ALTER TABLE roles FORCE ROW LEVEL SECURITY;
-CREATE POLICY roles_tenant ON roles
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY roles_tenant ON roles TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY roles_platform ON roles TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE grants FORCE ROW LEVEL SECURITY;
-CREATE POLICY grants_tenant ON grants
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY grants_tenant ON grants TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY grants_platform ON grants TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sessions FORCE ROW LEVEL SECURITY;
-CREATE POLICY sessions_tenant ON sessions
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY sessions_tenant ON sessions TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY sessions_platform ON sessions TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE api_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE api_tokens FORCE ROW LEVEL SECURITY;
-CREATE POLICY api_tokens_tenant ON api_tokens
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY api_tokens_tenant ON api_tokens TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY api_tokens_platform ON api_tokens TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE login_failures ENABLE ROW LEVEL SECURITY;
 ALTER TABLE login_failures FORCE ROW LEVEL SECURITY;
-CREATE POLICY login_failures_tenant ON login_failures
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY login_failures_tenant ON login_failures TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY login_failures_platform ON login_failures TO aula_platform USING (true) WITH CHECK (true);
 
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_log_tenant ON audit_log
-    USING (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on')
-    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true) OR current_setting('aula.platform', true) = 'on');
+CREATE POLICY audit_log_tenant ON audit_log TO aula_app
+    USING (tenant_id = current_setting('aula.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('aula.tenant_id', true));
+CREATE POLICY audit_log_platform ON audit_log TO aula_platform USING (true) WITH CHECK (true);

@@ -76,17 +76,22 @@ impl Backend {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
             }
             Backend::Postgres => {
-                // Superusers bypass row-level security; act as aula_app when we may, so the policies
-                // hold even when the operator connects as a superuser.
+                // Work as aula_app, whose policies keep each transaction to its tenant (a superuser, or the
+                // tables' owner without a policy, would see everything or nothing).
                 let may: Option<(i64,)> = sqlx::query_as(
-                    "SELECT 1::bigint FROM pg_roles WHERE rolname = 'aula_app' \
-                     AND pg_has_role(current_user, 'aula_app', 'MEMBER')",
+                    "SELECT 1::bigint WHERE pg_has_role(session_user, 'aula_app', 'MEMBER') \
+                     AND pg_has_role(session_user, 'aula_platform', 'MEMBER')",
                 )
                 .fetch_optional(&mut *conn)
                 .await?;
-                if may.is_some() {
-                    conn.execute("SET ROLE aula_app").await?;
+                if may.is_none() {
+                    return Err(sqlx::Error::Configuration(
+                        "the database user must be a member of the roles aula_app and aula_platform \
+                         (GRANT aula_app, aula_platform TO <user>; see docs/OPERATIONS.md)"
+                            .into(),
+                    ));
                 }
+                conn.execute("SET ROLE aula_app").await?;
             }
         }
         Ok(())
@@ -109,11 +114,13 @@ impl Backend {
         }
     }
 
-    /// The statement that sets a transaction-local setting for row-level security, if the backend has it.
-    pub fn set_local_sql(self) -> Option<&'static str> {
-        match self {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some("SELECT set_config($1, $2, true)"),
+    /// The statement that opens the row-level security wall for one transaction, if the backend has one:
+    /// the tenant's rows (`$1` is the tenant id), or every row for platform work (no argument).
+    pub fn wall_sql(self, platform: bool) -> Option<&'static str> {
+        match (self, platform) {
+            (Backend::Sqlite, _) => None,
+            (Backend::Postgres, false) => Some("SELECT set_config('aula.tenant_id', $1, true)"),
+            (Backend::Postgres, true) => Some("SET LOCAL ROLE aula_platform"),
         }
     }
 

@@ -5,7 +5,7 @@
 //! - [`TenantDb`] holds one tenant's id. Every statement it prepares has the tenant bound as `$1`, and on
 //!   PostgreSQL every transaction it opens sets `aula.tenant_id`, which the row-level security policies check.
 //! - [`PlatformDb`] is for the few places that work across tenants (resolving a host or a token, the
-//!   operator's tenant lifecycle). Its transactions set `aula.platform`.
+//!   operator's tenant lifecycle). On PostgreSQL its transactions act as the role `aula_platform`.
 //! - [`Db`] is the pool itself; only this module and start-up code touch it directly.
 //!
 //! What differs between SQLite and PostgreSQL lives in [`backend`] and in `migrations/<backend>/`.
@@ -81,25 +81,37 @@ impl Db {
         self.pool.close().await;
     }
 
-    async fn begin(&self, setting: (&str, &str)) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.begin_with(self.backend.begin_statement(), setting).await
+    async fn begin(&self, wall: Wall<'_>) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.begin_with(self.backend.begin_statement(), wall).await
     }
 
     async fn begin_with(
         &self,
         statement: &'static str,
-        setting: (&str, &str),
+        wall: Wall<'_>,
     ) -> Result<Transaction<'static, Any>, sqlx::Error> {
         let mut tx = self.pool.begin_with(statement).await?;
-        if let Some(sql) = self.backend.set_local_sql() {
-            sqlx::query(sql)
-                .bind(setting.0.to_owned())
-                .bind(setting.1.to_owned())
-                .execute(&mut *tx)
-                .await?;
+        match wall {
+            Wall::Tenant(id) => {
+                if let Some(sql) = self.backend.wall_sql(false) {
+                    sqlx::query(sql).bind(id.to_owned()).execute(&mut *tx).await?;
+                }
+            }
+            Wall::Platform => {
+                if let Some(sql) = self.backend.wall_sql(true) {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+            }
         }
         Ok(tx)
     }
+}
+
+/// Which rows a transaction may reach under row-level security.
+#[derive(Clone, Copy)]
+enum Wall<'a> {
+    Tenant(&'a str),
+    Platform,
 }
 
 /// One tenant's view of the database.
@@ -128,7 +140,7 @@ impl TenantDb {
 
     /// Open a transaction bound to this tenant.
     pub async fn begin(&self) -> Result<TenantTx, sqlx::Error> {
-        let tx = Conn::Tx(self.db.begin(("aula.tenant_id", &self.tenant_id)).await?);
+        let tx = Conn::Tx(self.db.begin(Wall::Tenant(&self.tenant_id)).await?);
         Ok(TenantTx {
             tx,
             tenant_id: self.tenant_id.clone(),
@@ -143,7 +155,7 @@ impl TenantDb {
             .db
             .begin_with(
                 self.db.backend.snapshot_begin_statement(),
-                ("aula.tenant_id", &self.tenant_id),
+                Wall::Tenant(&self.tenant_id),
             )
             .await?;
         let tx = Conn::Tx(tx);
@@ -160,7 +172,7 @@ impl TenantDb {
     pub async fn begin_read(&self) -> Result<TenantTx, sqlx::Error> {
         let tx = match self.db.backend {
             Backend::Sqlite => Conn::Plain(self.db.pool.acquire().await?),
-            Backend::Postgres => Conn::Tx(self.db.begin_with("BEGIN", ("aula.tenant_id", &self.tenant_id)).await?),
+            Backend::Postgres => Conn::Tx(self.db.begin_with("BEGIN", Wall::Tenant(&self.tenant_id)).await?),
         };
         Ok(TenantTx {
             tx,
@@ -267,7 +279,7 @@ pub struct PlatformDb {
 impl PlatformDb {
     /// Open a transaction with platform rights.
     pub async fn begin(&self) -> Result<PlatformTx, sqlx::Error> {
-        let tx = self.db.begin(("aula.platform", "on")).await?;
+        let tx = self.db.begin(Wall::Platform).await?;
         Ok(PlatformTx {
             tx,
             backend: self.db.backend,
