@@ -193,6 +193,14 @@ CREATE TABLE operators (
 );
 CREATE UNIQUE INDEX operators_email_key ON operators (lower(email));
 
+-- Failed operator sign-ins, counted across replicas to throttle guessing.
+CREATE TABLE operator_login_failures (
+    id     TEXT PRIMARY KEY,
+    email  TEXT NOT NULL,
+    at     BIGINT NOT NULL
+);
+CREATE INDEX operator_login_failures_email ON operator_login_failures (email, at);
+
 CREATE TABLE operator_tokens (
     token_hash   TEXT PRIMARY KEY,
     operator_id  TEXT NOT NULL REFERENCES operators (id) ON DELETE CASCADE,

@@ -133,7 +133,11 @@ struct LoginResponse {
 }
 
 async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<axum::Json<LoginResponse>> {
-    let issued = lifecycle::operator_login(&state.db, &req.email, &req.password, &state.dummy_hash).await?;
+    let limits = lifecycle::LoginLimits {
+        max_failures: state.config.login_max_failures,
+        window_secs: state.config.login_window_secs,
+    };
+    let issued = lifecycle::operator_login(&state.db, &req.email, &req.password, &state.dummy_hash, limits).await?;
     Ok(axum::Json(LoginResponse {
         token: issued.token,
         expires_at: crate::db::rfc3339(issued.expires_at),

@@ -103,7 +103,22 @@ pub struct OperatorToken {
 
 /// Check an operator's credentials and issue a token. A wrong e-mail and a wrong password answer the same,
 /// after the same work: `dummy_hash` is verified when there is no such operator.
-pub async fn operator_login(db: &Db, email: &str, password_text: &str, dummy_hash: &str) -> ApiResult<OperatorToken> {
+/// Throttling of failed sign-ins: at most `max_failures` per e-mail within `window_secs`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Failures allowed within the window.
+    pub max_failures: i64,
+    /// The window, in seconds.
+    pub window_secs: i64,
+}
+
+pub async fn operator_login(
+    db: &Db,
+    email: &str,
+    password_text: &str,
+    dummy_hash: &str,
+    limits: LoginLimits,
+) -> ApiResult<OperatorToken> {
     let refused = || ApiError::Unauthenticated {
         code: "invalid_credentials",
         message: "wrong e-mail or password".into(),
@@ -112,12 +127,25 @@ pub async fn operator_login(db: &Db, email: &str, password_text: &str, dummy_has
     if email.is_empty() || email.len() > 254 || password_text.len() > 1024 {
         return Err(refused());
     }
+    let now = now_ms();
+    let window_start = now - limits.window_secs * 1000;
     let mut tx = db.platform().begin().await?;
+    let failures: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operator_login_failures WHERE email = $1 AND at > $2")
+        .bind(email.clone())
+        .bind(window_start)
+        .fetch_one(tx.conn())
+        .await?;
     let row = sqlx::query("SELECT id, password_hash FROM operators WHERE lower(email) = $1")
         .bind(email.clone())
         .fetch_optional(tx.conn())
         .await?;
     tx.commit().await?;
+    if failures >= limits.max_failures {
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed sign-ins; wait a while and try again".into(),
+            retry_after_secs: limits.window_secs as u64,
+        });
+    }
     let (id, stored) = match &row {
         Some(row) => (
             Some(row.try_get::<String, _>("id")?),
@@ -128,15 +156,27 @@ pub async fn operator_login(db: &Db, email: &str, password_text: &str, dummy_has
     let ok = password::verify(password_text.to_owned(), stored).await;
     let Some(id) = id.filter(|_| ok) else {
         tracing::info!(operator = %email, "operator sign-in refused");
+        let mut tx = db.platform().begin().await?;
+        sqlx::query("INSERT INTO operator_login_failures (id, email, at) VALUES ($1, $2, $3)")
+            .bind(crate::db::new_id())
+            .bind(email.clone())
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
         return Err(refused());
     };
     let token = format!("{OPERATOR_TOKEN_PREFIX}{}", random_secret());
-    let now = now_ms();
     let expires_at = now + OPERATOR_TOKEN_HOURS * 3_600_000;
     let mut tx = db.platform().begin().await?;
     // Expired tokens are of no use to anyone; sweeping them here keeps the table small without a job.
     sqlx::query("DELETE FROM operator_tokens WHERE expires_at <= $1")
         .bind(now)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM operator_login_failures WHERE email = $1 OR at <= $2")
+        .bind(email.clone())
+        .bind(window_start)
         .execute(tx.conn())
         .await?;
     sqlx::query(

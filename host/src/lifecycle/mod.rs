@@ -15,7 +15,7 @@ pub mod snapshot;
 pub mod tables;
 
 pub use accounts::{
-    IssuedToken, NewAccount, OperatorToken, create_api_token, create_operator, create_user, operator_login,
+    IssuedToken, LoginLimits, NewAccount, OperatorToken, create_api_token, create_operator, create_user, operator_login,
 };
 pub use archive::{FORMAT, FORMAT_VERSION, MAX_ARCHIVE_BYTES};
 pub use tables::mismatches as registry_mismatches;

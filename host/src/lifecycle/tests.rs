@@ -585,7 +585,7 @@ async fn operators_sign_in_and_users_get_their_roles() {
             matches!(&err, ApiError::Conflict { field: Some(f), .. } if f == "email"),
             "{err:?}"
         );
-        let token = operator_login(&t.db, "op@example.com", "a-long-password", &dummy)
+        let token = operator_login(&t.db, "op@example.com", "a-long-password", &dummy, LIMITS)
             .await
             .expect("login");
         assert!(token.token.starts_with(crate::auth::OPERATOR_TOKEN_PREFIX));
@@ -593,7 +593,7 @@ async fn operators_sign_in_and_users_get_their_roles() {
             ("op@example.com", "wrong password"),
             ("nobody@example.com", "a-long-password"),
         ] {
-            let err = operator_login(&t.db, email, password, &dummy)
+            let err = operator_login(&t.db, email, password, &dummy, LIMITS)
                 .await
                 .expect_err("refused");
             assert!(
@@ -669,6 +669,33 @@ async fn tampered_archives_change_nothing() {
             "{err:?}"
         );
         assert!(get_tenant(&t.db, "copy").await.is_err());
+        t.finish().await;
+    }
+}
+
+const LIMITS: LoginLimits = LoginLimits {
+    max_failures: 3,
+    window_secs: 900,
+};
+
+#[tokio::test]
+async fn operator_sign_in_is_throttled_after_repeated_failures() {
+    let dummy = crate::auth::password::hash_blocking("dummy").expect("hash");
+    for t in temp_dbs().await {
+        create_operator(&t.db, "op@example.com", "Op", "a-long-password")
+            .await
+            .expect("operator");
+        for _ in 0..3 {
+            let err = operator_login(&t.db, "op@example.com", "wrong password", &dummy, LIMITS)
+                .await
+                .expect_err("wrong");
+            assert!(matches!(err, ApiError::Unauthenticated { .. }), "{err:?}");
+        }
+        // Even the right password is refused until the window has passed.
+        let err = operator_login(&t.db, "op@example.com", "a-long-password", &dummy, LIMITS)
+            .await
+            .expect_err("throttled");
+        assert!(matches!(err, ApiError::TooManyRequests { .. }), "{err:?}");
         t.finish().await;
     }
 }
