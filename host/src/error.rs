@@ -31,6 +31,12 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 415: the body is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// 413: the body is too large.
     #[error("request body too large")]
     TooLarge,
@@ -109,6 +115,20 @@ impl ApiError {
             ApiError::Conflict { code, message, field } => {
                 (StatusCode::CONFLICT, code, message.clone(), field.as_deref(), None)
             }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this address does not answer to this method; the OpenAPI document lists the ones it does".into(),
+                None,
+                None,
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json".into(),
+                None,
+                None,
+            ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",

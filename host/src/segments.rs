@@ -26,6 +26,11 @@ pub struct SegmentDef {
     /// Conditions on custom profile fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldCondition>,
+    /// Set when a stored definition could not be read: it then matches nobody, so grants scoped to it fail
+    /// closed instead of reaching everyone.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub unreadable: bool,
 }
 
 /// A condition on one profile field.
@@ -58,8 +63,24 @@ pub enum FieldOp {
 }
 
 impl SegmentDef {
+    /// Read a definition as stored. One that cannot be read (written by a newer version, or damaged)
+    /// matches nobody, and the problem is logged.
+    pub fn parse_stored(text: &str) -> SegmentDef {
+        serde_json::from_str(text).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a stored segment definition cannot be read; it matches nobody");
+            SegmentDef {
+                unreadable: true,
+                ..SegmentDef::default()
+            }
+        })
+    }
+
     /// Append the condition (without a leading AND). Org and tag ids are compared within the tenant (`$1`).
     pub fn push_condition(&self, sql: &mut Sql, backend: Backend) {
+        if self.unreadable {
+            sql.push("1 = 0");
+            return;
+        }
         sql.push("1 = 1");
         if !self.orgs.is_empty() {
             sql.push(

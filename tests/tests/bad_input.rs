@@ -126,7 +126,7 @@ async fn malformed_bodies_are_refused_precisely(app: &TestApp) {
             br#"{"email": "new.person@acme.test", "name": "#,
         )
         .is(400, "malformed_json", ""),
-        post_raw(users, "text/plain", br#"{"email":"a@b.c","name":"x"}"#).is(400, "unsupported_media_type", ""),
+        post_raw(users, "text/plain", br#"{"email":"a@b.c","name":"x"}"#).is(415, "unsupported_media_type", ""),
         post(users, json!({"email": new, "name": "New", "nickname": "Newbie"})).is(400, "unknown_field", "nickname"),
         post(users, json!({"name": "New"})).is(400, "missing_field", "email"),
         post(users, json!({"email": 42, "name": "New"})).is(400, "invalid_field", "email"),

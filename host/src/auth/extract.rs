@@ -322,7 +322,7 @@ pub async fn load_grants(tx: &mut crate::db::TenantTx, user_id: &str) -> Result<
                 let def: String = row.try_get("definition")?;
                 GrantScope::Segment {
                     id: row.try_get("segment_id")?,
-                    def: serde_json::from_str(&def).unwrap_or_default(),
+                    def: crate::segments::SegmentDef::parse_stored(&def),
                 }
             }
         };

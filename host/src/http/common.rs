@@ -58,11 +58,7 @@ fn json_error(rejection: JsonRejection) -> ApiError {
             ),
             field: None,
         },
-        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
-            code: "unsupported_media_type",
-            message: "send the body as JSON with Content-Type: application/json".into(),
-            field: None,
-        },
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::TooLarge
         }
@@ -71,6 +67,24 @@ fn json_error(rejection: JsonRejection) -> ApiError {
             message: other.body_text(),
             field: None,
         },
+    }
+}
+
+/// Path parameters, with the same error shape as bodies (a malformed segment is a 400 naming it).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => Err(ApiError::BadRequest {
+                code: "invalid_path",
+                message: rejection.body_text(),
+                field: None,
+            }),
+        }
     }
 }
 

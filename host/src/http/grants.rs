@@ -2,13 +2,13 @@
 //! Nobody grants more than they hold: every permission of the role must be the granter's over that scope.
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, Query};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::{GrantScope, Permission, Reach, ScopeRef};
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};

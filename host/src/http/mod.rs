@@ -55,6 +55,7 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         .merge(api_router)
         .merge(ops::router())
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), forget_callers_on_write))
         .layer(middleware::from_fn(track_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))

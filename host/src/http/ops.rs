@@ -38,3 +38,7 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn not_found() -> ApiError {
     ApiError::NotFound { what: "route" }
 }
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -5,13 +5,14 @@
 //! moves its children and members up to its parent (a root organization cannot be reparented away).
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, Page, PageParams, Query, double_option, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{Backend, Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
@@ -421,6 +422,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<OrgPatch
     let member_limit = match req.member_limit {
         Some(l) => {
             check_limit_value(l)?;
+            // A limit binds the organization's own managers: only someone above it may set or lift it.
+            if l != org.member_limit && !reach.all {
+                let parent = match &org.parent_id {
+                    Some(p) => find(&mut tx, p).await?,
+                    None => None,
+                };
+                if !parent.is_some_and(|p| reach.covers_org_path(&p.path)) {
+                    return Err(ApiError::forbidden(
+                        "the member limit of an organization is set from above it; ask whoever manages its parent",
+                    ));
+                }
+            }
             l
         }
         None => org.member_limit,
@@ -510,7 +523,7 @@ async fn move_org(
         .map_err(org_conflict)?;
     // Rewrite the path prefix of the whole subtree in one statement.
     tx.query(
-        "UPDATE orgs SET path = $2 || substr(path, $3), depth = depth + $4, updated_at = $5 \
+        "UPDATE orgs SET path = $2 || substr(path, CAST($3 AS INTEGER)), depth = depth + $4, updated_at = $5 \
          WHERE tenant_id = $1 AND path LIKE $6",
     )
     .bind(new_path)
@@ -736,8 +749,9 @@ async fn add_member_handler(
     caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin().await?;
     let org = find_in_reach(&mut tx, &caller, Permission::MembersWrite, &id).await?;
-    // The user must be someone the caller already sees: a manager cannot pull people in from elsewhere.
-    let user = super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &req.user_id)
+    // The user must be someone the caller already manages: a manager cannot pull people in from elsewhere
+    // (and would then manage them), nor turn read access to someone into write access.
+    let user = super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersWrite), &req.user_id)
         .await
         .map_err(|_| ApiError::invalid("user_id", "no such user within your scope"))?;
     let added = add_member(&mut tx, &org, &req.user_id).await?;

@@ -3,6 +3,7 @@
 //! handlers check the request, call it, and drop the host → tenant cache after a change.
 
 use super::api::{Api, Auth, Op};
+use super::common::Path;
 use super::common::{Json, Page, PageParams, Query};
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
@@ -11,7 +12,7 @@ use crate::state::AppState;
 use crate::tenancy::{Tenant, TenantSettings};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::extract::{DefaultBodyLimit, OriginalUri, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};

@@ -1,13 +1,13 @@
 //! Custom profile fields each tenant defines (typed: text, number, date, choice).
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};

@@ -1,13 +1,13 @@
 //! Roles: the built-in ones every tenant has, and custom roles made from the permission list.
 
 use super::api::{Api, Auth, Op};
+use super::common::Path;
 use super::common::{Json, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,18 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<RolePatc
         Some(p) => check_permissions(p)?,
         None => before.permissions.clone(),
     };
+    // Changing a role changes what everyone holding it may do; nobody hands out more than they hold.
+    let added: Vec<Permission> = perms
+        .iter()
+        .filter(|p| !before.permissions.contains(p))
+        .filter_map(|p| Permission::parse(p))
+        .collect();
+    if let Some(missing) = caller.grants.holds_all_over(&added, &crate::scope::GrantScope::Tenant) {
+        return Err(ApiError::forbidden(format!(
+            "you cannot add {} to a role: you do not hold it for the whole academy",
+            missing.as_str()
+        )));
+    }
     tx.query("UPDATE roles SET name = $3, permissions = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2")
         .bind(before.id.clone())
         .bind(name)

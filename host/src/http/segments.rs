@@ -1,6 +1,7 @@
 //! Segments: saved filters over organizations, tags, status and profile fields, evaluated live.
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, Page, PageParams, Query, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
@@ -8,7 +9,7 @@ use crate::db::{Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use crate::segments::SegmentDef;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ fn from_row(row: &AnyRow) -> Result<SegmentOut, sqlx::Error> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
-        definition: serde_json::from_str(&def).unwrap_or_default(),
+        definition: SegmentDef::parse_stored(&def),
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
     })
@@ -87,7 +88,7 @@ pub async fn load_def(tx: &mut TenantTx, id: &str) -> Result<Option<SegmentDef>,
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
-    Ok(def.map(|d| serde_json::from_str(&d).unwrap_or_default()))
+    Ok(def.map(|d| SegmentDef::parse_stored(&d)))
 }
 
 async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<SegmentOut> {
@@ -261,7 +262,37 @@ async fn update(
         None => before.description.clone(),
     };
     let definition = req.definition.clone().unwrap_or_else(|| before.definition.clone());
+    if definition.unreadable {
+        return Err(ApiError::invalid(
+            "definition",
+            "the stored definition cannot be read; send a new one",
+        ));
+    }
     validate(&mut tx, &definition).await?;
+    if definition != before.definition {
+        // Grants scoped to this segment follow its definition: whoever changes it must hold, for the whole
+        // academy, everything those grants give.
+        let rows = tx
+            .query("SELECT r.permissions FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.tenant_id = $1 AND g.segment_id = $2")
+            .bind(id.clone())
+            .fetch_all(tx.conn())
+            .await?;
+        let mut granted = Vec::new();
+        for row in rows {
+            let names: String = row.try_get(0)?;
+            let names: Vec<String> = serde_json::from_str(&names).unwrap_or_default();
+            granted.extend(names.iter().filter_map(|n| Permission::parse(n)));
+        }
+        if let Some(missing) = caller
+            .grants
+            .holds_all_over(&granted, &crate::scope::GrantScope::Tenant)
+        {
+            return Err(ApiError::forbidden(format!(
+                "roles granted on this segment hold {}, which you do not hold for the whole academy",
+                missing.as_str()
+            )));
+        }
+    }
     tx.query("UPDATE segments SET name = $3, description = $4, definition = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2")
         .bind(id.clone())
         .bind(name)

@@ -1,13 +1,13 @@
 //! Tags: a tenant-wide vocabulary (REGION_UK, COHORT_Q2_2026, …) put on users.
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};

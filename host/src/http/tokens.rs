@@ -1,13 +1,13 @@
 //! API tokens: shown once, stored as a hash, bound to one tenant and one user's grants, expiring, revocable.
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, Query, text};
 use crate::audit::{Change, record};
 use crate::auth::{Caller, TOKEN_PREFIX, random_secret, secret_hash};
 use crate::db::{TenantTx, new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};

@@ -1,13 +1,14 @@
 //! Users: list with filters, create, read, change, delete, and their tags.
 
 use super::api::{Api, Op};
+use super::common::Path;
 use super::common::{Json, Page, PageParams, Query, double_option, email, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::{Caller, password};
 use crate::db::{Backend, Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::{GrantScope, Permission, Reach};
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
@@ -422,6 +423,40 @@ fn opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Er
     }
 }
 
+/// May the caller make account-wide changes to this user (e-mail, status, password, deletion)? Those
+/// reach beyond the caller's part of the academy, so the caller needs more than the user being in reach:
+/// every organization of the user must be within the caller's `users.write` reach (or that reach is the
+/// whole academy), and the caller must hold every permission the user holds, over the same scopes — a
+/// manager cannot take over an admin's account by resetting its password.
+pub(crate) async fn ensure_account_authority(tx: &mut TenantTx, caller: &Caller, user_id: &str) -> ApiResult<()> {
+    let reach = caller.grants.reach(Permission::UsersWrite);
+    if !reach.all {
+        let paths: Vec<String> = tx
+            .query("SELECT o.path FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE m.tenant_id = $1 AND m.user_id = $2")
+            .bind(user_id.to_owned())
+            .fetch_all(tx.conn())
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if paths.is_empty() || paths.iter().any(|p| !reach.covers_org_path(p)) {
+            return Err(ApiError::forbidden(
+                "this user also belongs to organizations outside your scope; an academy admin can change their account",
+            ));
+        }
+    }
+    let theirs = crate::auth::load_grants(tx, user_id).await?;
+    for grant in &theirs.0 {
+        if let Some(p) = caller.grants.holds_all_over(&grant.permissions, &grant.scope) {
+            return Err(ApiError::forbidden(format!(
+                "this user holds {} where you do not; an academy admin can change their account",
+                p.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_status(field: &str, status: &str) -> Result<(), ApiError> {
     if ["active", "pending", "suspended", "terminated"].contains(&status) {
         Ok(())
@@ -730,6 +765,15 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     let mut tx = caller.db().begin().await?;
     let mut before = load_in_reach(&mut tx, &reach, &id).await?;
     attach(&caller, std::slice::from_mut(&mut before));
+    let account_wide = req.password.is_some()
+        || req
+            .email
+            .as_deref()
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case(&before.email))
+        || req.status.as_deref().is_some_and(|s| s != before.status);
+    if account_wide && id != caller.user_id {
+        ensure_account_authority(&mut tx, &caller, &id).await?;
+    }
     let email = match &req.email {
         Some(e) => email("email", e)?,
         None => before.email.clone(),
@@ -805,6 +849,11 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
             .bind(id.clone())
             .execute(tx.conn())
             .await?;
+        tx.query("UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL")
+            .bind(id.clone())
+            .bind(now_ms())
+            .execute(tx.conn())
+            .await?;
     }
     let mut after = load_in_reach(
         &mut tx,
@@ -843,6 +892,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     }
     let mut tx = caller.db().begin().await?;
     let before = load_in_reach(&mut tx, &reach, &id).await?;
+    ensure_account_authority(&mut tx, &caller, &id).await?;
     for sql in [
         "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_tags WHERE tenant_id = $1 AND user_id = $2",

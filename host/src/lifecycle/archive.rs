@@ -314,6 +314,20 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                 };
                 return Err(invalid(&place(column.name), format!("must be {expected}")));
             }
+            // Values the host interprets as structure must parse now, not fail open later: a segment
+            // definition decides what segment-scoped grants reach, a role's permissions what it allows.
+            if let Value::String(text) = &value {
+                let structural = match (table.name, column.name) {
+                    ("segments", "definition") => serde_json::from_str::<crate::segments::SegmentDef>(text).is_err(),
+                    ("roles", "permissions") => serde_json::from_str::<Vec<String>>(text)
+                        .map(|names| names.iter().any(|n| crate::scope::Permission::parse(n).is_none()))
+                        .unwrap_or(true),
+                    _ => false,
+                };
+                if structural {
+                    return Err(invalid(&place(column.name), "is not a valid value for this column"));
+                }
+            }
             if column.kind == Kind::Id {
                 let id = value.as_str().unwrap_or_default().to_ascii_lowercase();
                 if !seen_ids.insert(id) {
