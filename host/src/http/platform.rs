@@ -168,8 +168,10 @@ async fn list(
     let q = p.q.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
     // Tenants number in the hundreds, not millions: filtering the sorted list in memory is simpler than SQL
     // and keeps one definition of a tenant (with its domains) in tenancy.rs.
-    let tenants: Vec<Tenant> = lifecycle::list_tenants(&state.db)
-        .await?
+    let mut all = lifecycle::list_tenants(&state.db).await?;
+    // Byte order, the same order the cursor comparison below uses (the database's collation may differ).
+    all.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let tenants: Vec<Tenant> = all
         .into_iter()
         .filter(|t| p.cursor.as_ref().is_none_or(|c| t.slug.as_str() > c.as_str()))
         .filter(|t| p.status.is_none_or(|s| t.status == s.as_str()))

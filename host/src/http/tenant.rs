@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::routing::{get, patch};
 use serde::Deserialize;
 use serde_json::json;
+use sqlx::Row;
 
 pub fn routes(api: &mut Api) {
     api.tag("tenant");
@@ -41,14 +42,23 @@ async fn update(
     Json(req): Json<TenantPatch>,
 ) -> ApiResult<axum::Json<Tenant>> {
     caller.require_tenant_wide(Permission::TenantManage)?;
-    let before = caller.tenant.clone();
+    let mut tx = caller.db().begin().await?;
+    // Start from the stored row, not the request's cached copy of the tenant: a field left out must keep
+    // what another replica may have just written.
+    let mut before = caller.tenant.clone();
+    let row = tx
+        .query("SELECT name, settings FROM tenants WHERE id = $1")
+        .fetch_one(tx.conn())
+        .await?;
+    before.name = row.try_get("name")?;
+    let stored: String = row.try_get("settings")?;
+    before.settings = serde_json::from_str(&stored).unwrap_or_default();
     let name = match &req.name {
         Some(n) => text("name", n, 200)?,
         None => before.name.clone(),
     };
     let settings = req.settings.clone().unwrap_or_else(|| before.settings.clone());
     settings.validate()?;
-    let mut tx = caller.db().begin().await?;
     // The tenants row is the root of the tenant; it is addressed by the tenant id bound as $1.
     tx.query("UPDATE tenants SET name = $2, settings = $3, updated_at = $4 WHERE id = $1")
         .bind(name.clone())
