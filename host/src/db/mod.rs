@@ -363,14 +363,57 @@ pub fn new_id() -> String {
 }
 
 /// Render unix milliseconds as RFC 3339.
-/// RFC 3339, always with milliseconds and `Z`.
+/// RFC 3339, always with milliseconds and `Z` (`2026-11-22T07:26:05.265Z`).
+///
+/// Every list renders several of these per item, so this is plain arithmetic (the civil-from-days algorithm)
+/// rather than a general formatter; a test compares it with the `time` crate across the whole range we use.
 pub fn rfc3339(ms: i64) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(FORMAT).ok())
-        .unwrap_or_default()
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn rfc3339_matches_the_time_crate() {
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let mut ms: i64 = 0;
+        // From 1970 to beyond 2100, in uneven steps that hit leap days, month ends and every millisecond digit.
+        while ms < 4_200_000_000_000 {
+            let expected = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+                .expect("in range")
+                .format(FORMAT)
+                .expect("formats");
+            assert_eq!(super::rfc3339(ms), expected, "{ms}");
+            ms += 79_199_933;
+        }
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_795_332_365_265), "2026-11-22T07:26:05.265Z");
+    }
 }
 
 /// Is this database error a unique-constraint violation, and of which index?
