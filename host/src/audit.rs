@@ -18,6 +18,47 @@ pub struct Change<'a> {
     pub after: Option<Value>,
 }
 
+impl<'a> Change<'a> {
+    /// Something was created; `after` is its state.
+    pub fn created(action: &'a str, target_type: &'a str, target_id: &'a str, after: Value) -> Change<'a> {
+        Change {
+            action,
+            target_type,
+            target_id: Some(target_id),
+            before: None,
+            after: Some(after),
+        }
+    }
+
+    /// Something changed from `before` to `after`.
+    pub fn updated(
+        action: &'a str,
+        target_type: &'a str,
+        target_id: &'a str,
+        before: Value,
+        after: Value,
+    ) -> Change<'a> {
+        Change {
+            action,
+            target_type,
+            target_id: Some(target_id),
+            before: Some(before),
+            after: Some(after),
+        }
+    }
+
+    /// Something was removed; `before` was its state.
+    pub fn deleted(action: &'a str, target_type: &'a str, target_id: &'a str, before: Value) -> Change<'a> {
+        Change {
+            action,
+            target_type,
+            target_id: Some(target_id),
+            before: Some(before),
+            after: None,
+        }
+    }
+}
+
 /// Write one audit entry inside the change's transaction.
 pub async fn record(tx: &mut TenantTx, actor: &Actor, change: Change<'_>) -> Result<(), sqlx::Error> {
     tx.query(

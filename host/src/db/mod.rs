@@ -395,6 +395,26 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Is this database error a unique-constraint violation, and of which index?
+/// Both backends name the index in the message when it is an expression index, and PostgreSQL
+/// always reports the constraint name; the index names end in `_key`.
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    if !matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation) {
+        return None;
+    }
+    if let Some(name) = db.constraint() {
+        return Some(name.to_owned());
+    }
+    Some(db.message().to_owned())
+}
+
+/// Is this a foreign-key violation?
+pub fn foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
+}
+
 #[cfg(test)]
 mod time_tests {
     #[test]
@@ -414,24 +434,4 @@ mod time_tests {
         assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(super::rfc3339(1_795_332_365_265), "2026-11-22T07:26:05.265Z");
     }
-}
-
-/// Is this database error a unique-constraint violation, and of which index?
-/// Both backends name the index in the message when it is an expression index, and PostgreSQL
-/// always reports the constraint name; the index names end in `_key`.
-pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
-    let db = err.as_database_error()?;
-    if !matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation) {
-        return None;
-    }
-    if let Some(name) = db.constraint() {
-        return Some(name.to_owned());
-    }
-    Some(db.message().to_owned())
-}
-
-/// Is this a foreign-key violation?
-pub fn foreign_key_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
 }

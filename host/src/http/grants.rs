@@ -169,13 +169,7 @@ async fn create(caller: Caller, Json(req): Json<NewGrant>) -> ApiResult<(StatusC
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "grant.create",
-            target_type: "user",
-            target_id: Some(&req.user_id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("grant.create", "user", &req.user_id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -220,13 +214,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "grant.delete",
-            target_type: "user",
-            target_id: Some(&grant.user_id),
-            before: Some(json!(grant)),
-            after: None,
-        },
+        Change::deleted("grant.delete", "user", &grant.user_id, json!(grant)),
     )
     .await?;
     tx.commit().await?;

@@ -380,13 +380,7 @@ async fn create(caller: Caller, Json(req): Json<NewOrg>) -> ApiResult<(StatusCod
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "org.create",
-            target_type: "org",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("org.create", "org", &id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -457,13 +451,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<OrgPatch
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "org.update",
-            target_type: "org",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("org.update", "org", &id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;
@@ -621,13 +609,7 @@ async fn remove(caller: Caller, Path(id): Path<String>, Query(p): Query<DeletePa
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "org.delete",
-            target_type: "org",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("org.delete", "org", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;
@@ -759,13 +741,7 @@ async fn add_member_handler(
         record(
             &mut tx,
             &caller.actor(),
-            Change {
-                action: "membership.add",
-                target_type: "org",
-                target_id: Some(&id),
-                before: None,
-                after: Some(json!({"user_id": req.user_id})),
-            },
+            Change::created("membership.add", "org", &id, json!({"user_id": req.user_id})),
         )
         .await?;
     }
@@ -801,13 +777,7 @@ async fn remove_member(caller: Caller, Path((id, user_id)): Path<(String, String
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "membership.remove",
-            target_type: "org",
-            target_id: Some(&id),
-            before: Some(json!({"user_id": user_id})),
-            after: None,
-        },
+        Change::deleted("membership.remove", "org", &id, json!({"user_id": user_id})),
     )
     .await?;
     tx.commit().await?;

@@ -162,13 +162,7 @@ async fn create(caller: Caller, Json(req): Json<NewField>) -> ApiResult<(StatusC
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "profile_field.create",
-            target_type: "profile_field",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("profile_field.create", "profile_field", &id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -209,13 +203,13 @@ async fn update(
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "profile_field.update",
-            target_type: "profile_field",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated(
+            "profile_field.update",
+            "profile_field",
+            &id,
+            json!(before),
+            json!(after),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -249,13 +243,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "profile_field.delete",
-            target_type: "profile_field",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("profile_field.delete", "profile_field", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;

@@ -187,13 +187,7 @@ async fn create(caller: Caller, Json(req): Json<NewRole>) -> ApiResult<(StatusCo
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "role.create",
-            target_type: "role",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("role.create", "role", &id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -249,13 +243,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<RolePatc
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "role.update",
-            target_type: "role",
-            target_id: Some(&before.id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("role.update", "role", &before.id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;
@@ -289,13 +277,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "role.delete",
-            target_type: "role",
-            target_id: Some(&before.id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("role.delete", "role", &before.id, json!(before)),
     )
     .await?;
     tx.commit().await?;

@@ -224,13 +224,7 @@ async fn create(caller: Caller, Json(req): Json<NewSegment>) -> ApiResult<(Statu
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "segment.create",
-            target_type: "segment",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("segment.create", "segment", &id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -306,13 +300,7 @@ async fn update(
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "segment.update",
-            target_type: "segment",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("segment.update", "segment", &id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;
@@ -334,13 +322,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "segment.delete",
-            target_type: "segment",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("segment.delete", "segment", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;

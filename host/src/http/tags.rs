@@ -126,13 +126,7 @@ async fn create(caller: Caller, Json(req): Json<NewTag>) -> ApiResult<(StatusCod
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "tag.create",
-            target_type: "tag",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(out)),
-        },
+        Change::created("tag.create", "tag", &id, json!(out)),
     )
     .await?;
     tx.commit().await?;
@@ -169,13 +163,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<TagPatch
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "tag.update",
-            target_type: "tag",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("tag.update", "tag", &id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;
@@ -197,13 +185,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "tag.delete",
-            target_type: "tag",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("tag.delete", "tag", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;

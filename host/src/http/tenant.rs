@@ -72,13 +72,7 @@ async fn update(
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "tenant.update",
-            target_type: "tenant",
-            target_id: Some(&before.id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("tenant.update", "tenant", &before.id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;

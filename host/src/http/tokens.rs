@@ -144,13 +144,7 @@ async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusC
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "token.create",
-            target_type: "token",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(info)),
-        },
+        Change::created("token.create", "token", &id, json!(info)),
     )
     .await?;
     tx.commit().await?;
@@ -180,13 +174,7 @@ async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "token.revoke",
-            target_type: "token",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("token.revoke", "token", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;

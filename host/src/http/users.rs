@@ -628,13 +628,7 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "user.create",
-            target_type: "user",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!(user)),
-        },
+        Change::created("user.create", "user", &id, json!(user)),
     )
     .await?;
     tx.commit().await?;
@@ -868,13 +862,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "user.update",
-            target_type: "user",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: Some(json!(after)),
-        },
+        Change::updated("user.update", "user", &id, json!(before), json!(after)),
     )
     .await?;
     tx.commit().await?;
@@ -907,13 +895,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "user.delete",
-            target_type: "user",
-            target_id: Some(&id),
-            before: Some(json!(before)),
-            after: None,
-        },
+        Change::deleted("user.delete", "user", &id, json!(before)),
     )
     .await?;
     tx.commit().await?;
@@ -948,13 +930,7 @@ async fn add_tag(
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "user.tag",
-            target_type: "user",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!({"tag_id": req.tag_id})),
-        },
+        Change::created("user.tag", "user", &id, json!({"tag_id": req.tag_id})),
     )
     .await?;
     let mut user = load_in_reach(&mut tx, &reach, &id).await?;
@@ -982,13 +958,7 @@ async fn remove_tag(caller: Caller, Path((id, tag_id)): Path<(String, String)>) 
     record(
         &mut tx,
         &caller.actor(),
-        Change {
-            action: "user.untag",
-            target_type: "user",
-            target_id: Some(&id),
-            before: Some(json!({"tag_id": tag_id})),
-            after: None,
-        },
+        Change::deleted("user.untag", "user", &id, json!({"tag_id": tag_id})),
     )
     .await?;
     tx.commit().await?;
