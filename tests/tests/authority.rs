@@ -12,6 +12,7 @@ scenarios!(
     a_partner_manager_cannot_lift_their_own_member_limit,
     organizations_move_with_their_subtree,
     a_password_reset_ends_sessions_and_tokens,
+    tags_and_fields_that_segments_use_stay,
 );
 
 async fn a_manager_cannot_take_over_a_stronger_or_shared_account(app: &TestApp) {
@@ -253,4 +254,52 @@ async fn a_password_reset_ends_sessions_and_tokens(app: &TestApp) {
     );
     assert_eq!(nora.get("/api/v1/me").await.0, 401, "the session ended");
     assert_eq!(script.get("/api/v1/me").await.0, 401, "the token ended");
+}
+
+async fn tags_and_fields_that_segments_use_stay(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let acme = Directory::load(&admin).await;
+    // "UK staff" is defined by REGION_UK; deleting the tag would change who the segment (and its grants) reach.
+    let (status, reply) = admin.delete(&format!("/api/v1/tags/{}", acme.tag("REGION_UK"))).await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["error"]["code"], "in_use");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("UK staff")),
+        "{reply}"
+    );
+    assert_eq!(
+        admin.get(&format!("/api/v1/tags/{}", acme.tag("REGION_UK"))).await.0,
+        200,
+        "still there"
+    );
+    // A tag no segment uses goes, and leaves every user it was on.
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/tags/{}", acme.tag("ROLE_MANAGER")))
+            .await
+            .0,
+        204
+    );
+
+    let globex_admin = app.login("globex", "admin@globex.test").await;
+    let globex = Directory::load(&globex_admin).await;
+    let (status, reply) = globex_admin
+        .delete(&format!("/api/v1/profile-fields/{}", globex.field("partner_tier")))
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Gold tier")),
+        "{reply}"
+    );
+    assert_eq!(
+        globex_admin
+            .delete(&format!("/api/v1/profile-fields/{}", globex.field("country")))
+            .await
+            .0,
+        204
+    );
 }

@@ -220,6 +220,10 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     caller.require_tenant_wide(Permission::TenantManage)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
+    let using = super::segments::segments_using(&mut tx, |d| d.fields.iter().any(|f| f.key == before.key)).await?;
+    if !using.is_empty() {
+        return Err(super::segments::in_use("this profile field", &using));
+    }
     // Drop the key from every profile in Rust, so both backends share one path.
     let rows = tx
         .query("SELECT id, profile FROM users WHERE tenant_id = $1")

@@ -79,6 +79,36 @@ fn from_row(row: &AnyRow) -> Result<SegmentOut, sqlx::Error> {
     })
 }
 
+/// Names of the segments whose definition uses something, by a test on the definition. Deleting a tag or a
+/// profile field that a segment uses would silently change who the segment (and every grant scoped to it)
+/// reaches, so such deletions are refused with these names.
+pub async fn segments_using(tx: &mut TenantTx, uses: impl Fn(&SegmentDef) -> bool) -> Result<Vec<String>, sqlx::Error> {
+    let rows = tx
+        .query("SELECT name, definition FROM segments WHERE tenant_id = $1 ORDER BY name")
+        .fetch_all(tx.conn())
+        .await?;
+    let mut names = Vec::new();
+    for row in rows {
+        let def: String = row.try_get("definition")?;
+        if uses(&SegmentDef::parse_stored(&def)) {
+            names.push(row.try_get("name")?);
+        }
+    }
+    Ok(names)
+}
+
+/// 409 naming the segments that still use the thing being deleted.
+pub fn in_use(what: &str, segments: &[String]) -> ApiError {
+    ApiError::Conflict {
+        code: "in_use",
+        message: format!(
+            "{what} is used by the segments {}; change them first",
+            segments.join(", ")
+        ),
+        field: None,
+    }
+}
+
 /// A segment's definition, if the segment exists in this tenant.
 pub async fn load_def(tx: &mut TenantTx, id: &str) -> Result<Option<SegmentDef>, sqlx::Error> {
     let def: Option<String> = tx
