@@ -1,8 +1,9 @@
 //! The guest SDK for Aula plugins.
 //!
 //! Plugin authors depend on this crate to build WebAssembly components that Aula runs in a sandbox.
-//! The plugin interface (`sdk/wit/`) and the typed traits over it are being built; until then this crate
-//! only carries the interface version the host expects.
+//! The plugin interface is drafted in `sdk/wit/` (one WIT package, a world per plugin kind); the typed
+//! traits over it and the host runtime that runs plugins are not built yet, so this crate only carries the
+//! interface version.
 #![deny(missing_docs)]
 
 /// Version of the `aula:plugin` WIT package this SDK targets.
