@@ -3,7 +3,6 @@
 //!
 //! `cargo run --release -p aula --example bench_seed -- sqlite:/tmp/bench.db 2 10000`
 
-use aula::auth::{TOKEN_PREFIX, random_secret, secret_hash};
 use aula::db::{Db, new_id, now_ms};
 use aula::tenancy::TenantSettings;
 
@@ -73,10 +72,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tx.query("INSERT INTO grants (id, tenant_id, user_id, role_id, scope_type, created_at) SELECT $2, $1, $3, id, 'tenant', $4 FROM roles WHERE tenant_id = $1 AND key = 'tenant_admin'")
             .bind(new_id()).bind(admin.clone()).bind(now).execute(tx.conn()).await?;
-        let token = format!("{TOKEN_PREFIX}{}", random_secret());
-        tx.query("INSERT INTO api_tokens (id, tenant_id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($2, $1, $3, 'bench', $4, $5, $6, $7)")
-            .bind(new_id()).bind(admin).bind(token.chars().take(12).collect::<String>()).bind(secret_hash(&token)).bind(now).bind(now + 86_400_000)
-            .execute(tx.conn()).await?;
+        let token = aula::auth::issue_token(&mut tx, &admin, "bench", 1).await?.token;
         tx.commit().await?;
         println!("{slug} {token}");
     }

@@ -30,9 +30,10 @@ impl AppState {
         AppState {
             db,
             tenants: Arc::new(TenantCache::new(&config.base_domain)),
-            callers: Arc::new(crate::auth::CallerCache::new(std::time::Duration::from_millis(
-                config.auth_cache_ms,
-            ))),
+            callers: Arc::new(crate::auth::CallerCache::new(
+                std::time::Duration::from_millis(config.auth_cache_ms),
+                crate::auth::MAX_CALLERS,
+            )),
             config: Arc::new(config),
             openapi: Arc::new(openapi),
             metrics: crate::metrics_handle(),

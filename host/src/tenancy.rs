@@ -4,12 +4,11 @@
 //! `<slug>.<base domain>`. The base domain itself (and any host that maps to nothing) is the platform host,
 //! where only operator endpoints and API tokens (which carry their tenant) work.
 
+use crate::cache::TtlCache;
 use crate::db::{Db, PlatformTx, now_ms};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings a tenant admin changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -243,7 +242,7 @@ pub enum HostTenant {
 /// replicas see them within [`TenantCache::TTL`].
 pub struct TenantCache {
     base_domain: String,
-    entries: Mutex<HashMap<String, (Instant, HostTenant)>>,
+    entries: TtlCache<String, HostTenant>,
 }
 
 impl TenantCache {
@@ -254,34 +253,23 @@ impl TenantCache {
     pub fn new(base_domain: &str) -> TenantCache {
         TenantCache {
             base_domain: base_domain.to_ascii_lowercase(),
-            entries: Mutex::new(HashMap::new()),
+            entries: TtlCache::new(Self::TTL, 10_000),
         }
     }
 
     /// Forget everything (after a tenant or domain changed).
     pub fn clear(&self) {
-        if let Ok(mut e) = self.entries.lock() {
-            e.clear();
-        }
+        self.entries.clear();
     }
 
     /// Resolve a `Host` header value.
     pub async fn resolve(&self, db: &Db, host: &str) -> Result<HostTenant, sqlx::Error> {
         let host = normalize_host(host);
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((at, t)) = entries.get(&host) {
-                if at.elapsed() < Self::TTL {
-                    return Ok(t.clone());
-                }
-            }
+        if let Some(known) = self.entries.get(host.as_str()) {
+            return Ok(known);
         }
         let resolved = self.lookup(db, &host).await?;
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() > 10_000 {
-                entries.clear();
-            }
-            entries.insert(host, (Instant::now(), resolved.clone()));
-        }
+        self.entries.put(host, resolved.clone(), Self::TTL);
         Ok(resolved)
     }
 

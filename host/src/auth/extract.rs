@@ -133,7 +133,10 @@ impl FromRequestParts<AppState> for Caller {
             HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
         };
         let credential = bearer(parts).or_else(|| cookie(parts, SESSION_COOKIE)).map(secret_hash);
-        if let Some(cached) = credential.as_ref().and_then(|c| state.callers.get(&host_key, c)) {
+        if let Some(cached) = credential
+            .as_ref()
+            .and_then(|c| state.callers.get(&(host_key.clone(), c.clone())))
+        {
             return Ok(Caller {
                 request_id: request_id(parts),
                 ..cached
@@ -142,7 +145,7 @@ impl FromRequestParts<AppState> for Caller {
         let (caller, valid_ms) = authenticate(parts, state, host).await?;
         if let Some(credential) = credential {
             let valid = std::time::Duration::from_millis(valid_ms.max(0) as u64);
-            state.callers.put(host_key, credential, caller.clone(), valid);
+            state.callers.put((host_key, credential), caller.clone(), valid);
         }
         Ok(caller)
     }

@@ -5,7 +5,7 @@ mod cache;
 mod extract;
 pub mod password;
 
-pub use cache::CallerCache;
+pub use cache::{CallerCache, MAX_CALLERS};
 pub use extract::RequestHost;
 pub use extract::{Caller, CallerVia, Operator, load_grants};
 
@@ -28,6 +28,53 @@ pub fn random_secret() -> String {
 /// How secrets (session ids, tokens) are stored: their SHA-256, never themselves.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh API token; only its hash is stored.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The token's id.
+    pub id: String,
+    /// The token (`aula_…`), shown once.
+    pub token: String,
+    /// The first characters, stored to recognise it.
+    pub prefix: String,
+    /// Expiry, unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// Issue an API token for a user of the transaction's tenant, valid for `days`. The API, the CLI and the
+/// benchmark seeder all make tokens here.
+pub async fn issue_token(
+    tx: &mut crate::db::TenantTx,
+    user_id: &str,
+    name: &str,
+    days: i64,
+) -> Result<IssuedToken, sqlx::Error> {
+    let token = format!("{TOKEN_PREFIX}{}", random_secret());
+    let id = crate::db::new_id();
+    let now = crate::db::now_ms();
+    let expires_at = now + days * 86_400_000;
+    let prefix: String = token.chars().take(12).collect();
+    tx.query(
+        "INSERT INTO api_tokens (id, tenant_id, user_id, name, prefix, token_hash, created_at, expires_at) \
+         VALUES ($2, $1, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.clone())
+    .bind(user_id.to_owned())
+    .bind(name.to_owned())
+    .bind(prefix.clone())
+    .bind(secret_hash(&token))
+    .bind(now)
+    .bind(expires_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(IssuedToken {
+        id,
+        token,
+        prefix,
+        expires_at,
+    })
 }
 
 /// Who did something, for the audit log.

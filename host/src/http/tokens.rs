@@ -4,8 +4,8 @@ use super::api::{Api, Op};
 use super::common::Path;
 use super::common::{Json, Query, text};
 use crate::audit::{Change, record};
-use crate::auth::{Caller, TOKEN_PREFIX, random_secret, secret_hash};
-use crate::db::{TenantTx, new_id, now_ms, rfc3339};
+use crate::auth::{Caller, IssuedToken, issue_token};
+use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::http::StatusCode;
@@ -105,26 +105,6 @@ struct NewToken {
     expires_in_days: Option<i64>,
 }
 
-/// Insert a token for a user and return the secret (shared with the CLI).
-pub async fn issue(tx: &mut TenantTx, user_id: &str, name: &str, days: i64) -> Result<(String, String), sqlx::Error> {
-    let token = format!("{TOKEN_PREFIX}{}", random_secret());
-    let id = new_id();
-    let now = now_ms();
-    tx.query(
-        "INSERT INTO api_tokens (id, tenant_id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($2, $1, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id.clone())
-    .bind(user_id.to_owned())
-    .bind(name.to_owned())
-    .bind(token.chars().take(12).collect::<String>())
-    .bind(secret_hash(&token))
-    .bind(now)
-    .bind(now + days * 86_400_000)
-    .execute(tx.conn())
-    .await?;
-    Ok((id, token))
-}
-
 async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let name = text("name", &req.name, 100)?;
     let days = req.expires_in_days.unwrap_or(90);
@@ -132,7 +112,7 @@ async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusC
         return Err(ApiError::invalid("expires_in_days", "must be between 1 and 365"));
     }
     let mut tx = caller.db().begin().await?;
-    let (id, token) = issue(&mut tx, &caller.user_id, &name, days).await?;
+    let IssuedToken { id, token, .. } = issue_token(&mut tx, &caller.user_id, &name, days).await?;
     let row = tx
         .query(&format!(
             "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND id = $2"

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -104,15 +103,10 @@ pub struct NamedRef {
     name: String,
 }
 
-/// `SELECT … FROM users u` with each user's organizations (with paths, filtered to the caller's view later)
-/// and tags as JSON columns, so a page of users is one query.
-fn user_select(backend: Backend) -> String {
-    user_select_with(backend, true)
-}
-
-/// Like [`user_select`]; without `expand` the organization and tag columns are empty lists, which keeps the
-/// plain list cheap (the correlated subqueries are most of its cost).
-fn user_select_with(backend: Backend, expand: bool) -> String {
+/// `SELECT … FROM users u`, with each user's organizations (with paths, filtered to the caller's view by
+/// [`attach`]) and tags as JSON columns when `expand`; without it they are NULL, which keeps the plain list
+/// cheap (the correlated subqueries are most of its cost).
+fn user_select(backend: Backend, expand: bool) -> String {
     if !expand {
         return "SELECT u.id, u.email, u.name, u.locale, u.status, u.external_id, u.manager_id, u.profile, \
                 u.first_login_at, u.last_login_at, u.created_at, u.updated_at, NULL AS orgs_json, NULL AS tags_json FROM users u"
@@ -135,7 +129,7 @@ fn user_select_with(backend: Backend, expand: bool) -> String {
 }
 
 /// The fields of a user page built as JSON by the database ([`list`]), as `(key, expression)` over the
-/// select of [`user_select_with`] aliased `u`. `profile`, `orgs_json` and `tags_json` are JSON texts.
+/// select of [`user_select`] aliased `u`. `profile`, `orgs_json` and `tags_json` are JSON texts.
 const PAGE_FIELDS: [(&str, &str, bool); 14] = [
     ("id", "u.id", false),
     ("email", "u.email", false),
@@ -202,29 +196,6 @@ struct OrgEntry {
     path: String,
 }
 
-fn user_from_row(row: &AnyRow) -> Result<UserOut, sqlx::Error> {
-    let profile: String = row.try_get("profile")?;
-    let orgs_json: Option<String> = row.try_get("orgs_json")?;
-    let tags_json: Option<String> = row.try_get("tags_json")?;
-    Ok(UserOut {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        locale: row.try_get("locale")?,
-        status: row.try_get("status")?,
-        external_id: row.try_get("external_id")?,
-        manager_id: row.try_get("manager_id")?,
-        profile: serde_json::from_str(&profile).unwrap_or_default(),
-        orgs: None,
-        all_orgs: orgs_json.map(|j| serde_json::from_str(&j).unwrap_or_default()),
-        tags: tags_json.map(|j| serde_json::from_str(&j).unwrap_or_default()),
-        first_login_at: row.try_get::<Option<i64>, _>("first_login_at")?.map(rfc3339),
-        last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(rfc3339),
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    })
-}
-
 /// Show each user's organizations as the caller may see them: everyone sees their own, others only those
 /// in their `orgs.read` reach.
 fn attach(caller: &Caller, users: &mut [UserOut]) {
@@ -284,10 +255,7 @@ async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Lis
             ));
         }
     };
-    let mut sql = Sql::tenant(&format!(
-        "{} WHERE u.tenant_id = $1",
-        user_select_with(tx.backend(), expand)
-    ));
+    let mut sql = Sql::tenant(&format!("{} WHERE u.tenant_id = $1", user_select(tx.backend(), expand)));
     reach.push_user_filter(&mut sql, tx.backend());
     if let Some(cursor) = &p.cursor {
         sql.push(" AND u.id > ").push_bind(cursor.as_str());
@@ -362,15 +330,24 @@ async fn list(caller: Caller, OriginalUri(uri): OriginalUri, Query(p): Query<Lis
         items.truncate(limit as usize);
         return Ok(axum::Json(Page::new(items, more, &uri, |u| u.id.to_string())).into_response());
     }
-    let page = sql.wrap(&format!("{} FROM (", backend.json_page(&PAGE_FIELDS, "u.id")), ") u");
-    let json = fetch_page_json(&mut tx, &page).await?;
-    let rows: Vec<UserRow> = serde_json::from_str(&json).map_err(page_error)?;
-    let mut users: Vec<UserOut> = rows.into_iter().map(UserOut::from).collect();
+    let mut users = fetch_users(&mut tx, &sql).await?;
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
     attach(&caller, &mut users);
     tx.commit().await?;
     Ok(axum::Json(Page::new(users, more, &uri, |u| u.id.clone())).into_response())
+}
+
+/// The users a `SELECT` from [`user_select`] (with `expand`) finds, in its order, as one JSON value from the
+/// database.
+async fn fetch_users(tx: &mut TenantTx, select: &Sql) -> ApiResult<Vec<UserOut>> {
+    let page = select.wrap(
+        &format!("{} FROM (", tx.backend().json_page(&PAGE_FIELDS, "u.id")),
+        ") u",
+    );
+    let json = fetch_page_json(tx, &page).await?;
+    let rows: Vec<UserRow> = serde_json::from_str(&json).map_err(page_error)?;
+    Ok(rows.into_iter().map(UserOut::from).collect())
 }
 
 async fn fetch_page_json(tx: &mut TenantTx, page: &Sql) -> ApiResult<String> {
@@ -472,15 +449,14 @@ fn check_status(field: &str, status: &str) -> Result<(), ApiError> {
 pub(crate) async fn load_in_reach(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResult<UserOut> {
     let mut sql = Sql::tenant(&format!(
         "{} WHERE u.tenant_id = $1 AND u.id = ",
-        user_select(tx.backend())
+        user_select(tx.backend(), true)
     ));
     sql.push_bind(id);
     reach.push_user_filter(&mut sql, tx.backend());
-    let row = tx
-        .fetch_optional_sql(&sql)
+    fetch_users(tx, &sql)
         .await?
-        .ok_or(ApiError::NotFound { what: "user" })?;
-    Ok(user_from_row(&row)?)
+        .pop()
+        .ok_or(ApiError::NotFound { what: "user" })
 }
 
 async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<UserOut>> {

@@ -2,7 +2,7 @@
 //! and API tokens for scripts.
 
 use crate::audit::{Change, record};
-use crate::auth::{Actor, OPERATOR_TOKEN_PREFIX, TOKEN_PREFIX, password, random_secret, secret_hash};
+use crate::auth::{Actor, IssuedToken, OPERATOR_TOKEN_PREFIX, issue_token, password, random_secret, secret_hash};
 use crate::db::{Db, TenantTx, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::http::common::{email as check_email, text};
@@ -289,13 +289,16 @@ pub(crate) async fn insert_user(
         .await?;
     }
     let role_keys: Vec<&str> = roles.iter().map(|(_, key)| key.as_str()).collect();
-    record(tx, actor, Change {
-        action: "user.create",
-        target_type: "user",
-        target_id: Some(&id),
-        before: None,
-        after: Some(json!({ "id": id, "email": account.email, "name": account.name, "status": "active", "roles": role_keys })),
-    })
+    record(
+        tx,
+        actor,
+        Change::created(
+            "user.create",
+            "user",
+            &id,
+            json!({ "id": id, "email": account.email, "name": account.name, "status": "active", "roles": role_keys }),
+        ),
+    )
     .await?;
     Ok(id)
 }
@@ -308,17 +311,6 @@ async fn role_id(tx: &mut TenantTx, key: &str) -> Result<Option<(String, String)
         .fetch_optional(tx.conn())
         .await?;
     row.map(|r| Ok((r.try_get("id")?, r.try_get("key")?))).transpose()
-}
-
-/// A fresh API token; only its hash is stored.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    /// The token's id.
-    pub id: String,
-    /// The token (`aula_…`), shown once.
-    pub token: String,
-    /// Expiry, unix milliseconds.
-    pub expires_at: i64,
 }
 
 /// Issue an API token for the user with this e-mail. `days`: 1–365.
@@ -344,34 +336,17 @@ pub async fn create_api_token(
         .await?
         .ok_or(ApiError::NotFound { what: "user" })?
         .try_get("id")?;
-    let token = format!("{TOKEN_PREFIX}{}", random_secret());
-    let id = new_id();
-    let now = now_ms();
-    let expires_at = now + days * 86_400_000;
-    let prefix: String = token.chars().take(12).collect();
-    tx.query(
-        "INSERT INTO api_tokens (id, tenant_id, user_id, name, prefix, token_hash, created_at, expires_at) \
-         VALUES ($2, $1, $3, $4, $5, $6, $7, $8)",
+    let issued = issue_token(&mut tx, &user_id, &name, days).await?;
+    let after = json!({
+        "id": issued.id, "user_id": user_id, "name": name, "prefix": issued.prefix,
+        "expires_at": crate::db::rfc3339(issued.expires_at)
+    });
+    record(
+        &mut tx,
+        actor,
+        Change::created("token.create", "token", &issued.id, after),
     )
-    .bind(id.clone())
-    .bind(user_id.clone())
-    .bind(name.clone())
-    .bind(prefix.clone())
-    .bind(secret_hash(&token))
-    .bind(now)
-    .bind(expires_at)
-    .execute(tx.conn())
-    .await?;
-    record(&mut tx, actor, Change {
-        action: "token.create",
-        target_type: "token",
-        target_id: Some(&id),
-        before: None,
-        after: Some(json!({
-            "id": id, "user_id": user_id, "name": name, "prefix": prefix, "expires_at": crate::db::rfc3339(expires_at)
-        })),
-    })
     .await?;
     tx.commit().await?;
-    Ok(IssuedToken { id, token, expires_at })
+    Ok(issued)
 }

@@ -15,7 +15,7 @@ pub mod snapshot;
 pub mod tables;
 
 pub use accounts::{
-    IssuedToken, LoginLimits, NewAccount, OperatorToken, create_api_token, create_operator, create_user, operator_login,
+    LoginLimits, NewAccount, OperatorToken, create_api_token, create_operator, create_user, operator_login,
 };
 pub use archive::{FORMAT, FORMAT_VERSION, MAX_ARCHIVE_BYTES};
 pub use tables::mismatches as registry_mismatches;
@@ -171,13 +171,7 @@ pub async fn create_tenant_with_admin(
     record(
         &mut tx,
         actor,
-        Change {
-            action: "tenant.create",
-            target_type: "tenant",
-            target_id: Some(&tenant_id),
-            before: None,
-            after: Some(json!(tenant)),
-        },
+        Change::created("tenant.create", "tenant", &tenant_id, json!(tenant)),
     )
     .await?;
     if let Some(admin) = admin {
@@ -295,13 +289,13 @@ pub async fn add_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> Api
     record(
         &mut tx,
         actor,
-        Change {
-            action: "tenant.domain_add",
-            target_type: "tenant",
-            target_id: Some(&id),
-            before: Some(json!({ "domains": before.domains })),
-            after: Some(json!({ "domains": after.domains, "added": domain })),
-        },
+        Change::updated(
+            "tenant.domain_add",
+            "tenant",
+            &id,
+            json!({ "domains": before.domains }),
+            json!({ "domains": after.domains, "added": domain }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -327,13 +321,13 @@ pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> 
     record(
         &mut tx,
         actor,
-        Change {
-            action: "tenant.domain_remove",
-            target_type: "tenant",
-            target_id: Some(&id),
-            before: Some(json!({ "domains": before.domains })),
-            after: Some(json!({ "domains": after.domains, "removed": domain })),
-        },
+        Change::updated(
+            "tenant.domain_remove",
+            "tenant",
+            &id,
+            json!({ "domains": before.domains }),
+            json!({ "domains": after.domains, "removed": domain }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -375,13 +369,12 @@ pub async fn export_tenant(db: &Db, slug: &str, actor: &Actor) -> ApiResult<Vec<
     record(
         &mut tx,
         actor,
-        Change {
-            action: "tenant.export",
-            target_type: "tenant",
-            target_id: Some(&id),
-            before: None,
-            after: Some(json!({ "rows": counts, "bytes": bytes.len() })),
-        },
+        Change::created(
+            "tenant.export",
+            "tenant",
+            &id,
+            json!({ "rows": counts, "bytes": bytes.len() }),
+        ),
     )
     .await?;
     tx.commit().await?;
