@@ -51,6 +51,10 @@ pub enum Command {
         /// Seed the demo academies (acme, globex) and print how to sign in.
         #[arg(long)]
         demo: bool,
+        /// With --demo: deploy the example plugins built into this directory
+        /// (`cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml`).
+        #[arg(long, value_name = "DIR", requires = "demo")]
+        demo_plugins: Option<PathBuf>,
     },
     /// Run the database migrations and exit.
     Migrate,
@@ -78,6 +82,71 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Tools for plugin developers.
+    Plugin {
+        /// The plugin command.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `aula plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show a component's world, interface version and imports, and whether its manifest fits it.
+    Check {
+        /// The component (.wasm).
+        wasm: PathBuf,
+        /// The manifest (default: aula-plugin.toml beside the component or in the current directory).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+    /// Run one hook locally against fixture data and print the output, time, peak memory and limits.
+    Test {
+        /// The component (.wasm).
+        wasm: PathBuf,
+        /// The hook: brand, on-signup, on-events, on-notice, on-tick, list-reports, run-report.
+        #[arg(long)]
+        hook: String,
+        /// The hook's input as JSON (or @file to read it from a file).
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// Tenant data (orgs, users, tags, courses, enrollments, config, secrets, kv) as JSON.
+        #[arg(long, value_name = "FILE")]
+        fixture: Option<PathBuf>,
+        /// The manifest (default: aula-plugin.toml beside the component or in the current directory).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+}
+
+async fn plugin(config: &Config, command: PluginCommand) -> anyhow::Result<()> {
+    use crate::plugins::devtools;
+    match command {
+        PluginCommand::Check { wasm, manifest } => {
+            let (report, ok) = devtools::check(config, &wasm, manifest.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            anyhow::ensure!(ok, "the component cannot be uploaded as it stands (see problems)");
+            Ok(())
+        }
+        PluginCommand::Test {
+            wasm,
+            hook,
+            input,
+            fixture,
+            manifest,
+        } => {
+            let input = match input.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+                None => input,
+            };
+            let input: serde_json::Value =
+                serde_json::from_str(&input).map_err(|e| anyhow::anyhow!("--input is not JSON: {e}"))?;
+            let report = devtools::test(config, &wasm, manifest.as_deref(), &hook, input, fixture.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
 }
 
 /// `aula tenant …`
@@ -232,6 +301,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             base_domain,
             demo,
+            demo_plugins,
         } => {
             if let Some(listen) = listen {
                 config.listen = listen;
@@ -239,8 +309,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(base) = base_domain {
                 config.base_domain = base;
             }
-            serve(config, demo).await
+            serve(config, demo, demo_plugins).await
         }
+        Command::Plugin { command } => plugin(&config, command).await,
         Command::Migrate => {
             let db = connect(&config).await?;
             db.close().await;
@@ -433,7 +504,7 @@ async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, demo: bool, demo_plugins: Option<PathBuf>) -> anyhow::Result<()> {
     if demo && config.base_domain == "localhost" && config.cookie_secure {
         // The demo is plain HTTP on *.localhost: browsers accept Secure cookies there, curl does not.
         tracing::info!("demo on localhost: the session cookie is sent without the Secure flag");
@@ -459,6 +530,21 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         summary.port = addr.port();
         summary.base_domain = base_domain;
         println!("{summary}");
+        match &demo_plugins {
+            Some(dir) => {
+                let deployed = crate::demo::deploy_plugins(app.state(), dir)
+                    .await
+                    .context("cannot deploy the demo plugins")?;
+                if !deployed.is_empty() {
+                    println!("\n  Plugins deployed: {}", deployed.join(", "));
+                }
+                println!(
+                    "  Plugins:  curl -b demo.cookies http://acme.localhost:{}/api/v1/plugins   (as admin@acme.test)",
+                    addr.port()
+                );
+            }
+            None => println!("\n  (no plugins: run .ci/demo to build and deploy the example plugins)"),
+        }
     }
     println!("aula listening on http://{addr}");
     tracing::info!(%addr, "listening");

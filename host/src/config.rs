@@ -67,6 +67,8 @@ pub struct Config {
     /// How long an authenticated caller is reused without looking the credential up again (0: never).
     /// Changes made through this process clear it at once; other replicas see them within this time.
     pub auth_cache_ms: u64,
+    /// Plugin limits and storage (`[plugins]`, with `[plugins.limits.<kind>]`).
+    pub plugins: crate::plugins::limits::PluginSettings,
 }
 
 impl Default for Config {
@@ -84,6 +86,7 @@ impl Default for Config {
             login_max_failures: 5,
             login_window_secs: 900,
             auth_cache_ms: 2000,
+            plugins: Default::default(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.plugins.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
@@ -133,6 +137,9 @@ impl Config {
         }
         if let Some(v) = get("AULA_AUTH_CACHE_MS") {
             self.auth_cache_ms = parse("AULA_AUTH_CACHE_MS", v)?;
+        }
+        if let Some(v) = get("AULA_PLUGIN_FILES_DIR") {
+            self.plugins.files_dir = v;
         }
         if let Some(v) = get("AULA_TRUST_FORWARDED_HOST") {
             self.trust_forwarded_host = parse("AULA_TRUST_FORWARDED_HOST", v)?;

@@ -10,7 +10,9 @@
 use crate::auth::{Actor, password};
 use crate::db::{Db, TenantTx, new_id, now_ms};
 use crate::tenancy::TenantSettings;
+use anyhow::Context;
 use serde_json::{Value, json};
+use sqlx::Row;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -812,4 +814,204 @@ async fn seed_globex(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()>
         .await?;
     }
     s.finish("globex").await
+}
+
+/// A demo course: code, title, language.
+type DemoCourse = (&'static str, &'static str, &'static str);
+
+/// The demo's courses per academy (slug, name, courses).
+const DEMO_COURSES: &[(&str, &str, &[DemoCourse])] = &[
+    (
+        "acme",
+        "Acme Academy",
+        &[
+            ("ONBOARD-100", "Welcome to Acme", "en"),
+            ("SAFE-101", "Workplace safety", "en"),
+            ("SALES-201", "Consultative selling", "en"),
+            ("SEC-110", "Security basics", "de"),
+        ],
+    ),
+    (
+        "globex",
+        "Globex Partner Training",
+        &[
+            ("PARTNER-101", "Partner onboarding", "en"),
+            ("CERT-300", "Globex certified installer", "en"),
+            ("PROD-120", "Présentation des produits", "fr"),
+        ],
+    ),
+];
+
+/// Which example plugin each demo academy runs, with its settings: the two academies differ, so the
+/// difference shows (acme gets reminders, globex does not; colors, wording and placement differ).
+fn demo_plugins(tenant: &str) -> Vec<(&'static str, &'static str, Value)> {
+    match tenant {
+        "acme" => vec![
+            (
+                "org-branding",
+                "org_branding",
+                json!({
+                    "accent": "#d9480f",
+                    "wording": {
+                        "*": { "welcome": "Welcome to Acme Academy", "catalog": "Course catalog" },
+                        "de": { "welcome": "Willkommen in der Acme Academy", "catalog": "Kurskatalog" }
+                    },
+                    "orgs": [ { "org": "Engineering", "colors": { "accent": "#2f9e44" },
+                                "wording": { "*": { "welcome": "Welcome, engineers" } } } ]
+                }),
+            ),
+            (
+                "domain-placement",
+                "domain_placement",
+                json!({
+                    "domains": { "acme.test": "Sales", "eng.acme.test": "Engineering" },
+                    "tags": ["self-signup"],
+                    "courses": ["ONBOARD-100", "SAFE-101"],
+                    "due_in_days": 30,
+                    "hold_unknown_domains": true,
+                    "blocked_domains": ["mailinator.com"],
+                    "follow_up": { "ONBOARD-100": "SALES-201" }
+                }),
+            ),
+            (
+                "localized-reminders",
+                "localized_reminders",
+                json!({ "opt_out_tag": "no-reminders" }),
+            ),
+            ("completion-by-org", "completion_by_org", json!({})),
+        ],
+        _ => vec![
+            (
+                "org-branding",
+                "org_branding",
+                json!({
+                    "accent": "#5f3dc4",
+                    "wording": {
+                        "*": { "welcome": "Globex partner training", "catalog": "Partner curriculum" },
+                        "fr": { "welcome": "Formation des partenaires Globex", "catalog": "Parcours partenaires" }
+                    },
+                    "orgs": [ { "org": "Umbrella", "colors": { "accent": "#c92a2a" } } ]
+                }),
+            ),
+            (
+                "domain-placement",
+                "domain_placement",
+                json!({
+                    "domains": { "initech.test": "Initech", "umbrella.test": "Umbrella", "hooli.test": "Hooli" },
+                    "courses": ["PARTNER-101"],
+                    "due_in_days": 14
+                }),
+            ),
+            ("completion-by-org", "completion_by_org", json!({})),
+        ],
+    }
+}
+
+/// The example plugins' manifests, embedded so the demo needs only the built components.
+fn demo_manifest(name: &str) -> Option<&'static str> {
+    match name {
+        "org-branding" => Some(include_str!("../../plugins/org-branding/aula-plugin.toml")),
+        "domain-placement" => Some(include_str!("../../plugins/domain-placement/aula-plugin.toml")),
+        "localized-reminders" => Some(include_str!("../../plugins/localized-reminders/aula-plugin.toml")),
+        "completion-by-org" => Some(include_str!("../../plugins/completion-by-org/aula-plugin.toml")),
+        _ => None,
+    }
+}
+
+/// Seed the demo courses (with some enrollments) and deploy the example plugins from `wasm_dir` (where
+/// `cargo build --target wasm32-wasip2` put them) to the demo academies. Does nothing where it was done.
+pub async fn deploy_plugins(state: &crate::state::AppState, wasm_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let db = &state.db;
+    let actor = Actor::system("demo");
+    let mut deployed = Vec::new();
+    for (slug, _, courses) in DEMO_COURSES {
+        let mut ptx = db.platform().begin().await?;
+        let Some(tenant) = crate::tenancy::by_slug(&mut ptx, slug).await? else {
+            continue;
+        };
+        ptx.commit().await?;
+        let tenant_db = db.tenant(&tenant.id);
+        seed_courses(&tenant_db, courses).await?;
+        for (name, file, settings) in demo_plugins(slug) {
+            let mut tx = tenant_db.begin_read().await?;
+            let exists = tx
+                .query("SELECT 1 FROM plugins WHERE tenant_id = $1 AND name = $2")
+                .bind(name)
+                .fetch_optional(tx.conn())
+                .await?
+                .is_some();
+            tx.commit().await?;
+            if exists {
+                continue;
+            }
+            let path = wasm_dir.join(format!("{file}.wasm"));
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let manifest = crate::plugins::manifest::Manifest::from_toml(demo_manifest(name).unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let Value::Object(settings) = settings else { continue };
+            crate::plugins::store::deploy(&state.plugins, db, &tenant_db, &actor, manifest, bytes, settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("deploying {name} to {slug}: {e}"))?;
+            deployed.push(format!("{slug}: {name}"));
+        }
+    }
+    Ok(deployed)
+}
+
+async fn seed_courses(tenant: &crate::db::TenantDb, courses: &[(&str, &str, &str)]) -> anyhow::Result<()> {
+    let mut tx = tenant.begin().await?;
+    let any = tx
+        .query("SELECT 1 FROM courses WHERE tenant_id = $1 LIMIT 1")
+        .fetch_optional(tx.conn())
+        .await?
+        .is_some();
+    if any {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut ids = Vec::new();
+    for (code, title, language) in courses {
+        let id = new_id();
+        tx.query(
+            "INSERT INTO courses (id, tenant_id, code, title, language, status, created_at, updated_at) \
+             VALUES ($2, $1, $3, $4, $5, 'published', $6, $6)",
+        )
+        .bind(id.clone())
+        .bind(*code)
+        .bind(*title)
+        .bind(*language)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+        ids.push(id);
+    }
+    // Every learner is enrolled in the first course; every third completed it, every other one is in progress.
+    let users = tx
+        .query("SELECT id FROM users WHERE tenant_id = $1 ORDER BY email")
+        .fetch_all(tx.conn())
+        .await?;
+    for (i, row) in users.iter().enumerate() {
+        let user: String = row.try_get(0)?;
+        let (status, progress, completed) = match i % 3 {
+            0 => ("completed", 100, Some(now - 86_400_000 * (i as i64 % 20 + 1))),
+            1 => ("in_progress", 40, None),
+            _ => ("enrolled", 0, None),
+        };
+        tx.query(
+            "INSERT INTO enrollments (id, tenant_id, user_id, course_id, status, progress, due_at, completed_at, created_at, updated_at) \
+             VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(new_id())
+        .bind(user)
+        .bind(ids[0].clone())
+        .bind(status)
+        .bind(progress as i64)
+        .bind(now + 86_400_000 * 14)
+        .bind(completed)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod plugins;
 pub mod scope;
 pub mod segments;
 pub mod state;

@@ -54,6 +54,7 @@ permissions! {
     GradebookWrite = "gradebook.write": "Review assessments and grades of users within scope.",
     CertificatesManage = "certificates.manage": "Issue and revoke certificates of users within scope.",
     ReportsRead = "reports.read": "Run reports over users within scope.",
+    PluginsManage = "plugins.manage": "Upload, grant, configure, activate and delete plugins; read their logs and faults (tenant scope only).",
 }
 
 /// A built-in role.

@@ -22,12 +22,17 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// A password hash used when a login names no user, so both paths cost the same.
     pub dummy_hash: Arc<String>,
+    /// The plugin runtime (engine, linkers, loaded plugin versions).
+    pub plugins: Arc<crate::plugins::runtime::Runtime>,
 }
 
 impl AppState {
     /// The state for a database and configuration, with the OpenAPI document of the router it serves.
     pub fn new(db: Db, config: Config, openapi: serde_json::Value) -> AppState {
+        let plugins = crate::plugins::runtime::Runtime::new(config.plugins.clone())
+            .unwrap_or_else(|e| panic!("the plugin runtime cannot start: {e:#}"));
         AppState {
+            plugins: Arc::new(plugins),
             db,
             tenants: Arc::new(TenantCache::new(&config.base_domain)),
             callers: Arc::new(crate::auth::CallerCache::new(

@@ -85,6 +85,17 @@ impl Sql {
         self
     }
 
+    /// Append placeholders for each value, comma-separated (the inside of an `IN (…)`).
+    pub fn push_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.push_bind(value);
+        }
+        self
+    }
+
     /// Register `value` and return its placeholder (`$n`) without appending it.
     pub fn bind(&mut self, value: impl Into<Arg>) -> String {
         self.args.push(value.into());

@@ -10,6 +10,7 @@ mod grants;
 mod ops;
 mod orgs;
 mod platform;
+mod plugins;
 mod profile_fields;
 mod roles;
 mod segments;
@@ -43,6 +44,7 @@ pub fn api() -> api::Api {
     grants::routes(&mut api);
     tokens::routes(&mut api);
     audit::routes(&mut api);
+    plugins::routes(&mut api);
     platform::routes(&mut api);
     api
 }

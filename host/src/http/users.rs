@@ -215,12 +215,7 @@ fn attach(caller: &Caller, users: &mut [UserOut]) {
 }
 
 pub(crate) fn push_ids<'a>(sql: &mut Sql, ids: impl Iterator<Item = &'a str>) {
-    for (i, id) in ids.enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push_bind(id);
-    }
+    sql.push_list(ids);
 }
 
 #[derive(Deserialize)]
@@ -863,6 +858,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
         "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM api_tokens WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM enrollments WHERE tenant_id = $1 AND user_id = $2",
         "UPDATE users SET manager_id = NULL WHERE tenant_id = $1 AND manager_id = $2",
         "DELETE FROM users WHERE tenant_id = $1 AND id = $2",
     ] {

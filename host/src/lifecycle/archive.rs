@@ -302,6 +302,7 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                 (Kind::Int, Value::Null) => true,
                 (Kind::Int, v) => v.is_i64(),
                 (Kind::Real, Value::Null | Value::Number(_)) => true,
+                (Kind::Bytes, Value::String(s)) => super::snapshot::decode_bytes(s).is_some(),
                 _ => false,
             };
             if !ok {
@@ -311,6 +312,7 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                     Kind::Ref | Kind::Text => "a string or null",
                     Kind::Int => "an integer or null",
                     Kind::Real => "a number or null",
+                    Kind::Bytes => "base64 text",
                 };
                 return Err(invalid(&place(column.name), format!("must be {expected}")));
             }
@@ -326,6 +328,15 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                 };
                 if structural {
                     return Err(invalid(&place(column.name), "is not a valid value for this column"));
+                }
+            }
+            // A component travels with its content hash; the host finds compiled code by that hash, so the
+            // two must agree.
+            if (table.name, column.name) == ("plugin_blobs", "bytes") {
+                let bytes = super::snapshot::decode_bytes(value.as_str().unwrap_or_default()).unwrap_or_default();
+                let claimed = row.first().and_then(Value::as_str).unwrap_or_default();
+                if crate::plugins::engine::content_hash(&bytes) != claimed {
+                    return Err(invalid(&place("hash"), "is not the SHA-256 of the row's bytes"));
                 }
             }
             if column.kind == Kind::Id {

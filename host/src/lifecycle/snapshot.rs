@@ -94,12 +94,26 @@ fn order_by(table: &Table) -> String {
     }
 }
 
+/// Binary values travel as base64 text.
+pub fn encode_bytes(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The bytes of a base64 value, if it is one.
+pub fn decode_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 /// Decode a row without knowing its types in advance: NULL, then integer, float, text.
 fn decode_row(row: &AnyRow, table: &Table) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::with_capacity(table.columns.len());
     for (i, column) in table.columns.iter().enumerate() {
         let value = if row.try_get_raw(i)?.is_null() {
             Value::Null
+        } else if column.kind == Kind::Bytes {
+            Value::String(encode_bytes(&row.try_get::<Vec<u8>, _>(i)?))
         } else if let Ok(v) = row.try_get::<i64, _>(i) {
             Value::from(v)
         } else if let Ok(v) = row.try_get::<f64, _>(i) {
@@ -275,6 +289,7 @@ async fn insert_rows(tx: &mut TenantTx, rows: &TableRows, map: &HashMap<String, 
                 (Kind::Real, Value::Null) => query.bind(Option::<f64>::None),
                 (_, Value::Null) => query.bind(Option::<String>::None),
                 (Kind::Int, v) => query.bind(v.as_i64()),
+                (Kind::Bytes, v) => query.bind(v.as_str().and_then(decode_bytes).unwrap_or_default()),
                 (Kind::Real, v) => query.bind(v.as_f64()),
                 (_, Value::String(s)) => query.bind(remap_text(s, map)),
                 (_, other) => query.bind(remap_text(&other.to_string(), map)),

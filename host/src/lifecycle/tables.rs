@@ -24,6 +24,8 @@ pub enum Kind {
     Int,
     /// A float.
     Real,
+    /// Binary data (component bytes, plugin key-value data); base64 in archives, never remapped.
+    Bytes,
 }
 
 /// One column of a registered table.
@@ -74,6 +76,12 @@ const fn text(name: &'static str) -> Column {
 const fn int(name: &'static str) -> Column {
     Column { name, kind: Kind::Int }
 }
+const fn bytes(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Bytes,
+    }
+}
 const TENANT: Column = Column {
     name: "tenant_id",
     kind: Kind::Tenant,
@@ -113,6 +121,17 @@ pub const TABLES: &[Table] = &[
     table("login_failures", &[id("id"), TENANT, text("email"), text("ip"), int("at")], PRIVATE),
     // actor_id stays Text: it may name an operator, who is not part of the tenant; a user's id inside it is
     // still remapped because every text value is.
+    table("courses", &[id("id"), TENANT, text("code"), text("title"), text("summary"), text("language"), text("status"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("enrollments", &[id("id"), TENANT, r("user_id"), r("course_id"), text("status"), int("progress"), int("due_at"), int("completed_at"), int("created_at"), int("updated_at")], EXPORT),
+    // Plugins travel with their versions, component bytes and settings; their key-value data is the
+    // academy's data (exported, not cloned); logs and faults are operational history and stay behind.
+    table("plugins", &[id("id"), TENANT, text("name"), text("kind"), text("status"), r("active_version_id"), text("capabilities"), text("settings"), text("secrets"), int("consecutive_faults"), text("disabled_reason"), int("revision"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("plugin_blobs", &[text("hash"), TENANT, bytes("bytes"), int("size"), int("created_at")], EXPORT_CLONE),
+    table("plugin_versions", &[id("id"), TENANT, r("plugin_id"), text("version"), text("manifest"), text("hash"), int("size"), text("imports"), int("faults"), int("created_at")], EXPORT_CLONE),
+    table("plugin_kv", &[TENANT, r("plugin_id"), text("key"), bytes("value"), int("updated_at")], EXPORT),
+    table("plugin_logs", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("level"), text("message")], PRIVATE),
+    table("plugin_faults", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("hook"), text("kind"), text("message"), int("elapsed_ms")], PRIVATE),
+    table("notices", &[id("id"), TENANT, text("kind"), text("subject"), text("body"), text("target_type"), text("target_id"), int("created_at"), int("read_at")], EXPORT),
     table("audit_log", &[id("id"), TENANT, int("at"), text("actor_type"), text("actor_id"), text("actor_label"), text("action"), text("target_type"), r("target_id"), text("before"), text("after"), text("request_id")], EXPORT),
 ];
 

@@ -25,6 +25,61 @@ pub enum Body {
     Raw { content_type: String, bytes: Vec<u8> },
 }
 
+/// A `multipart/form-data` body (plugin uploads), built by hand so that every byte sent is the test's.
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    parts: Vec<(String, Option<String>, Vec<u8>)>,
+}
+
+impl Form {
+    /// Boundary between parts; it never occurs in the text or wasm the suite sends.
+    const BOUNDARY: &'static str = "aula-test-boundary-5f0c2b7e9d";
+
+    /// An empty form.
+    pub fn new() -> Form {
+        Form::default()
+    }
+
+    /// Add a text field.
+    pub fn text(mut self, name: &str, value: &str) -> Form {
+        self.parts.push((name.to_owned(), None, value.as_bytes().to_vec()));
+        self
+    }
+
+    /// Add a file field (`application/octet-stream`).
+    pub fn file(mut self, name: &str, filename: &str, bytes: &[u8]) -> Form {
+        self.parts
+            .push((name.to_owned(), Some(filename.to_owned()), bytes.to_vec()));
+        self
+    }
+
+    /// The request body.
+    pub fn body(&self) -> Body {
+        let mut bytes = Vec::new();
+        for (name, filename, value) in &self.parts {
+            bytes.extend_from_slice(format!("--{}\r\n", Form::BOUNDARY).as_bytes());
+            match filename {
+                Some(file) => bytes.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                ),
+                None => bytes
+                    .extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+            }
+            bytes.extend_from_slice(value);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(format!("--{}--\r\n", Form::BOUNDARY).as_bytes());
+        Body::Raw {
+            content_type: format!("multipart/form-data; boundary={}", Form::BOUNDARY),
+            bytes,
+        }
+    }
+}
+
 /// An answer: status, the body as JSON (or as a JSON string when it is not JSON), and the headers.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -32,8 +87,10 @@ pub struct Reply {
     pub status: StatusCode,
     /// The body parsed as JSON; a non-JSON body is `Value::String(text)`, an empty one `Value::Null`.
     pub body: Value,
-    /// The body as sent.
+    /// The body as sent, as text.
     pub text: String,
+    /// The body as sent, byte for byte (an archive, a file).
+    pub bytes: Vec<u8>,
     /// Headers.
     pub headers: HeaderMap,
 }
@@ -141,6 +198,16 @@ impl Client {
         self.send("PATCH", path, Body::Json(body)).await.pair()
     }
 
+    /// PUT a JSON body → (status, JSON).
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send("PUT", path, Body::Json(body)).await.pair()
+    }
+
+    /// POST a multipart form → the whole answer.
+    pub async fn post_form(&self, path: &str, form: &Form) -> Reply {
+        self.send("POST", path, form.body()).await
+    }
+
     /// DELETE → (status, JSON).
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send("DELETE", path, Body::None).await.pair()
@@ -173,7 +240,8 @@ impl Client {
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.host));
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
+        let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = if text.is_empty() {
             Value::Null
         } else {
@@ -196,6 +264,7 @@ impl Client {
             status,
             body,
             text,
+            bytes,
             headers,
         }
     }

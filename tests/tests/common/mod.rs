@@ -13,7 +13,7 @@ mod fixture;
 pub mod openapi;
 mod snapshot;
 
-pub use client::{Body, Client, Reply};
+pub use client::{Body, Client, Form, Reply};
 pub use fixture::{Directory, Needles};
 pub use snapshot::Snapshot;
 
@@ -30,7 +30,32 @@ pub const POSTGRES_ENV: &str = "AULA_TEST_POSTGRES_URL";
 
 /// Turn scenarios into tests: `scenarios!(a, b)` makes `a_sqlite`, `a_postgres`, `b_sqlite`, `b_postgres`.
 /// The PostgreSQL variant notes that it was skipped and passes when `AULA_TEST_POSTGRES_URL` is unset.
+/// `scenarios!(with configure => a, b)` starts each host with the configuration changed by
+/// `configure: fn(&mut Config)` (shorter plugin time limits, a lower fault limit, …).
 macro_rules! scenarios {
+    (with $configure:path => $($name:ident),* $(,)?) => {$(
+        pastey::paste! {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn [<$name _sqlite>]() {
+                let app = $crate::common::TestApp::sqlite_with($configure).await;
+                app.run(|app| Box::pin($name(app))).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn [<$name _postgres>]() {
+                let Some(url) = $crate::common::postgres_url() else {
+                    eprintln!(
+                        "note: {} is not set; {} did not run on PostgreSQL",
+                        $crate::common::POSTGRES_ENV,
+                        stringify!($name)
+                    );
+                    return;
+                };
+                let app = $crate::common::TestApp::postgres_with(&url, $configure).await;
+                app.run(|app| Box::pin($name(app))).await;
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         pastey::paste! {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +124,12 @@ impl Cleanup {
     }
 }
 
+/// A change to the host's configuration before it starts.
+pub type Configure = fn(&mut Config);
+
+/// Leaves the configuration as the harness sets it up.
+fn unchanged(_: &mut Config) {}
+
 /// What [`TestApp::boot`] started.
 struct Booted {
     addr: SocketAddr,
@@ -117,6 +148,8 @@ pub struct TestApp {
     pub db: Db,
     /// Which backend.
     pub backend: Backend,
+    /// The directory this host keeps plugin files in (`plugins.files_dir`), removed after the test.
+    pub files_dir: PathBuf,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -130,13 +163,23 @@ pub type ScenarioFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output =
 impl TestApp {
     /// A host on a fresh SQLite file.
     pub async fn sqlite() -> TestApp {
+        TestApp::sqlite_with(unchanged).await
+    }
+
+    /// A host on a fresh SQLite file, with its configuration changed by `configure`.
+    pub async fn sqlite_with(configure: Configure) -> TestApp {
         let path = std::env::temp_dir().join(format!("aula-test-{}.db", uuid::Uuid::new_v4().simple()));
         let url = format!("sqlite:{}", path.display());
-        TestApp::start(&url, Backend::Sqlite, Cleanup::SqliteFile(path)).await
+        TestApp::start(&url, Backend::Sqlite, Cleanup::SqliteFile(path), configure).await
     }
 
     /// A host on a fresh PostgreSQL database created on the server `admin_url` points at.
     pub async fn postgres(admin_url: &str) -> TestApp {
+        TestApp::postgres_with(admin_url, unchanged).await
+    }
+
+    /// A host on a fresh PostgreSQL database, with its configuration changed by `configure`.
+    pub async fn postgres_with(admin_url: &str, configure: Configure) -> TestApp {
         let name = format!("aula_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::postgres::PgConnection::connect(admin_url)
             .await
@@ -154,18 +197,24 @@ impl TestApp {
                 admin_url: admin_url.to_owned(),
                 name,
             },
+            configure,
         )
         .await
     }
 
-    /// Boot the host; if that fails, remove the database before failing the test.
-    async fn start(url: &str, backend: Backend, cleanup: Cleanup) -> TestApp {
+    /// Boot the host; if that fails, remove the database and the files directory before failing the test.
+    async fn start(url: &str, backend: Backend, cleanup: Cleanup, configure: Configure) -> TestApp {
         use futures::FutureExt;
-        match std::panic::AssertUnwindSafe(TestApp::boot(url)).catch_unwind().await {
+        let files_dir = std::env::temp_dir().join(format!("aula-test-files-{}", uuid::Uuid::new_v4().simple()));
+        match std::panic::AssertUnwindSafe(TestApp::boot(url, &files_dir, configure))
+            .catch_unwind()
+            .await
+        {
             Ok(b) => TestApp {
                 addr: b.addr,
                 db: b.db,
                 backend,
+                files_dir,
                 http: b.http,
                 shutdown: Some(b.shutdown),
                 server: Some(b.server),
@@ -174,26 +223,30 @@ impl TestApp {
             },
             Err(panic) => {
                 cleanup.remove().await;
+                let _ = std::fs::remove_dir_all(&files_dir);
                 std::panic::resume_unwind(panic)
             }
         }
     }
 
     /// Connect and migrate, seed the demo, bind port 0 and serve.
-    async fn boot(url: &str) -> Booted {
+    async fn boot(url: &str, files_dir: &std::path::Path, configure: Configure) -> Booted {
         let db = Db::connect(url, 8)
             .await
             .expect("connect and migrate the test database");
         aula::demo::seed(&db).await.expect("seed the demo academies");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("bound address");
-        let config = Config {
+        let mut config = Config {
             listen: addr.to_string(),
             database_url: Secret::new(url),
             // Plain HTTP in tests; the cookie is sent by hand anyway.
             cookie_secure: false,
             ..Config::default()
         };
+        // Plugin files of this host only, never in the working directory.
+        config.plugins.files_dir = files_dir.display().to_string();
+        configure(&mut config);
         let app = aula::Application::with(listener, db.clone(), config);
         let callers = app.state().callers.clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -237,6 +290,7 @@ impl TestApp {
         }
         self.db.close().await;
         self.cleanup.remove().await;
+        let _ = std::fs::remove_dir_all(&self.files_dir);
     }
 
     /// The port the host listens on.

@@ -77,6 +77,45 @@ const TABLES: &[(&str, &[&str])] = &[
         &["id", "tenant_id", "user_id", "name", "expires_at", "revoked_at"],
     ),
     ("audit_log", &["id", "tenant_id", "action", "target_id"]),
+    ("courses", &["id", "tenant_id", "code", "title", "status", "updated_at"]),
+    (
+        "enrollments",
+        &[
+            "id",
+            "tenant_id",
+            "user_id",
+            "course_id",
+            "status",
+            "progress",
+            "updated_at",
+        ],
+    ),
+    (
+        "plugins",
+        &[
+            "id",
+            "tenant_id",
+            "name",
+            "kind",
+            "status",
+            "active_version_id",
+            "capabilities",
+            "settings",
+            "secrets",
+            "consecutive_faults",
+            "disabled_reason",
+            "revision",
+        ],
+    ),
+    ("plugin_blobs", &["hash", "tenant_id", "size"]),
+    (
+        "plugin_versions",
+        &["id", "tenant_id", "plugin_id", "version", "hash", "faults"],
+    ),
+    ("plugin_kv", &["tenant_id", "plugin_id", "key", "updated_at"]),
+    ("plugin_logs", &["id", "tenant_id", "plugin_id"]),
+    ("plugin_faults", &["id", "tenant_id", "plugin_id", "kind"]),
+    ("notices", &["id", "tenant_id", "kind", "target_id", "read_at"]),
 ];
 
 impl Snapshot {

@@ -1,0 +1,11 @@
+//! Plugins: tenant-deployed WebAssembly components, sandboxed and capability-scoped.
+pub mod bindings;
+pub mod devtools;
+pub mod engine;
+pub mod host_api;
+pub mod inspect;
+pub mod limits;
+pub mod manifest;
+pub mod output;
+pub mod runtime;
+pub mod store;
