@@ -1,8 +1,9 @@
 //! Plugins: sandboxed wasm components that see only their academy and what they were granted, and whose
 //! faults stay with the call that caused them.
 //!
-//! The components are built from source by `tests/build.rs`: the test guests in `tests/guests/` (plugins
-//! that misbehave or probe the sandbox on purpose) and the example plugins in `plugins/`.
+//! The components are the test guests in `tests/guests/` (plugins that misbehave or probe the sandbox on
+//! purpose), built from source by `tests/build.rs`; every test deploys them through the API as an academy's
+//! admin would.
 
 mod common;
 
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 scenarios!(
+    hooks_take_their_inputs_as_json,
+    inactive_plugins_do_not_run,
     uploads_are_refused_for_imports_not_granted,
     manifest_errors_name_the_key,
     revoked_capabilities_are_unlinked,
@@ -23,19 +26,28 @@ scenarios!(
 
 scenarios!(with enough_rope => faults_stay_with_the_call);
 
-scenarios!(with three_strikes => repeated_faults_disable_the_plugin);
+scenarios!(with three_strikes => repeated_faults_disable_the_plugin, only_faults_in_a_row_count);
 
 scenarios!(with patient => logs_and_output_streams_are_capped);
 
-/// Short calls, and no plugin disabled however often it faults (each fault kind is provoked once).
+scenarios!(with stingy => host_data_is_capped_per_call);
+
+/// No plugin disabled however often it faults (each fault kind is provoked once). Calls get the default
+/// two seconds: time for the 20 MB answer of `huge` to be read back before its size is judged, even on a
+/// busy machine, so that it faults for its output and not for its time.
 fn enough_rope(config: &mut Config) {
-    config.plugins.limits.enrollment.timeout_ms = 1000;
+    config.plugins.limits.enrollment.timeout_ms = 2000;
     config.plugins.fault_limit = 1000;
 }
 
 /// Time enough for a hundred thousand log calls.
 fn patient(config: &mut Config) {
     config.plugins.limits.enrollment.timeout_ms = 20_000;
+}
+
+/// Report calls may pull only 2 KiB through host calls.
+fn stingy(config: &mut Config) {
+    config.plugins.limits.reports.host_data_kib = 2;
 }
 
 /// Short calls, and a plugin disabled after three faults in a row.
@@ -227,7 +239,8 @@ async fn run_report(client: &Client, plugin_id: &str, key: &str, params: Value) 
 // 1. Faults
 
 /// Every kind of misbehaviour ends the call that caused it, as a recorded fault of the right kind, while the
-/// host keeps answering and another academy's plugin keeps working — during the bad calls, not only after.
+/// host keeps answering and another academy's plugin keeps working — with the bad calls in flight, not only
+/// after them.
 async fn faults_stay_with_the_call(app: &TestApp) {
     let acme = app.login("acme", "admin@acme.test").await;
     let globex = app.login("globex", "admin@globex.test").await;
@@ -390,6 +403,46 @@ fn kept_and_dropped(lines: &[Value], levels: &[&str]) -> (usize, usize) {
     (kept, dropped)
 }
 
+/// A call that pulls more data through host calls than its kind allows is stopped, and the report fails
+/// closed: no partial rows.
+async fn host_data_is_capped_per_call(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let snoop = deploy(&admin, &guest_manifest("snoop"), &wasm("snoop")).await;
+    let (status, body) = admin
+        .post(&format!("/api/v1/plugin-reports/{snoop}/probe"), json!({"params": {}}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (422, Some("report_failed")),
+        "{body}"
+    );
+    assert_eq!(body.get("rows"), None, "no partial report: {body}");
+    let answer = invoke(
+        &admin,
+        &snoop,
+        "run-report",
+        json!({"key": "probe", "params": [], "cursor": null}),
+    )
+    .await;
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["fault"].as_str()),
+        (Some("fault"), Some("host_data")),
+        "{answer}"
+    );
+    assert!(answer["host_data_bytes"].as_u64().is_some_and(|b| b > 2048), "{answer}");
+    let faults = all_items(&admin, &format!("/api/v1/plugins/{snoop}/faults")).await;
+    let kinds: Vec<(&str, &str)> = faults
+        .iter()
+        .map(|f| {
+            (
+                f["hook"].as_str().unwrap_or_default(),
+                f["kind"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("run-report", "host_data"), ("run-report", "host_data")]);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // 2. Disabling after repeated faults
 
@@ -498,8 +551,20 @@ async fn repeated_faults_disable_the_plugin(app: &TestApp) {
         tags_added(&invoke(&admin, &id, "on-signup", signup("again")).await),
         ["ok:again"]
     );
+}
 
-    // Faults in a row, not faults in all: a good call in between starts the count again.
+/// A successful call ends a run of faults: only faults in a row count towards disabling.
+async fn only_faults_in_a_row_count(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let id = deploy(&admin, &guest_manifest("misbehave"), &wasm("misbehave")).await;
+    let fault = |name: &'static str| {
+        let admin = admin.clone();
+        let id = id.clone();
+        async move {
+            let answer = invoke(&admin, &id, "on-signup", signup(name)).await;
+            assert_eq!(answer["outcome"], "fault", "{name}: {answer}");
+        }
+    };
     fault("trap").await;
     fault("abort").await;
     assert_eq!(plugin(&admin, &id).await["consecutive_faults"], 2);
@@ -516,6 +581,125 @@ async fn repeated_faults_disable_the_plugin(app: &TestApp) {
         (still["status"].as_str(), still["consecutive_faults"].as_i64()),
         (Some("active"), Some(2)),
         "two faults after a success do not disable the plugin"
+    );
+    fault("abort").await;
+    assert_eq!(
+        plugin(&admin, &id).await["status"],
+        "disabled",
+        "the third fault in a row disables it"
+    );
+}
+
+/// A user as the WIT `user` record reads in JSON.
+fn wit_user(id: &str, email: &str) -> Value {
+    json!({"id": id, "email": email, "name": "Eve", "locale": null, "status": "Active", "external_id": null,
+           "manager_id": null, "org_ids": [], "tags": [], "profile": []})
+}
+
+/// The dry run takes each hook's input as JSON shaped like its WIT records, and refuses hooks of another
+/// kind and malformed input by field.
+async fn hooks_take_their_inputs_as_json(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let id = deploy(&admin, &guest_manifest("misbehave"), &wasm("misbehave")).await;
+    let events = json!([
+        {"UserCreated": wit_user("u1", "eve@acme.test")},
+        {"UserChanged": {"before": wit_user("u1", "eve@acme.test"), "after": wit_user("u1", "eve@acme.example")}},
+        {"CourseCompleted": {"user": wit_user("u1", "eve@acme.test"), "course_id": "c1"}},
+    ]);
+    let answer = invoke(&admin, &id, "on-events", events).await;
+    assert_eq!(answer["outcome"], "ok", "{answer}");
+    assert_eq!(
+        answer["output"],
+        json!([[{"AddTag": "seen"}], [{"AddTag": "seen"}], [{"AddTag": "seen"}]])
+    );
+    assert!(answer["output_bytes"].as_u64().is_some_and(|b| b > 0), "{answer}");
+    assert_eq!(
+        tags_added(&invoke(&admin, &id, "on-signup", signup("plain")).await),
+        ["ok:plain"]
+    );
+
+    let cases = [
+        (
+            json!({"hook": "brand", "input": {"page": "catalog", "locale": "en", "org_paths": [], "user_id": null}}),
+            "hook",
+        ),
+        (json!({"hook": "list-reports"}), "hook"),
+        (json!({"hook": "on-signup", "input": {"email": "a@b.test"}}), "input"),
+        (json!({"hook": "on-events", "input": [{"UserVanished": {}}]}), "input"),
+        (json!({"hook": "teleport", "input": null}), "input"),
+    ];
+    let before = app.snapshot().await;
+    for (request, field) in cases {
+        let (status, body) = admin
+            .post(&format!("/api/v1/plugins/{id}/invoke"), request.clone())
+            .await;
+        assert_eq!(
+            (status.as_u16(), body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{request}: {body}"
+        );
+    }
+    before.assert_unchanged(&app.snapshot().await, "refused dry runs");
+}
+
+/// A deactivated plugin is not run: its reports are not offered and cannot be run, and the dry run does not
+/// run it either. Activated again, it runs.
+async fn inactive_plugins_do_not_run(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let snoop = deploy(&admin, &guest_manifest("snoop"), &wasm("snoop")).await;
+    let offered = |client: Client| async move {
+        let (status, reports) = client.get("/api/v1/plugin-reports").await;
+        assert_eq!(status, 200, "{reports}");
+        reports.as_array().expect("a list").iter().any(|r| r["key"] == "probe")
+    };
+    assert!(offered(admin.clone()).await);
+    let (rows, _) = run_report(&admin, &snoop, "probe", json!({})).await;
+    assert!(!rows.is_empty());
+
+    let (status, body) = admin
+        .post(&format!("/api/v1/plugins/{snoop}/deactivate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "inactive");
+    assert!(
+        audit_actions(&admin, &snoop)
+            .await
+            .contains(&"plugin.deactivate".to_owned())
+    );
+    assert!(
+        !offered(admin.clone()).await,
+        "a deactivated plugin's reports are not offered"
+    );
+    let (status, _) = admin
+        .post(&format!("/api/v1/plugin-reports/{snoop}/probe"), json!({"params": {}}))
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, body) = admin
+        .post(&format!("/api/v1/plugins/{snoop}/activate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(offered(admin.clone()).await);
+    let (status, body) = admin
+        .post(&format!("/api/v1/plugins/{snoop}/deactivate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let logs_before = all_items(&admin, &format!("/api/v1/plugins/{snoop}/logs")).await.len();
+    let (status, body) = admin
+        .post(
+            &format!("/api/v1/plugins/{snoop}/invoke"),
+            json!({"hook": "run-report", "input": {"key": "probe", "params": [], "cursor": null}}),
+        )
+        .await;
+    assert!(
+        status == 422 || (status == 200 && body["outcome"] == "unavailable"),
+        "a deactivated plugin ran: {status} {}",
+        body.to_string().chars().take(300).collect::<String>()
+    );
+    assert_eq!(
+        all_items(&admin, &format!("/api/v1/plugins/{snoop}/logs")).await.len(),
+        logs_before
     );
 }
 

@@ -14,6 +14,7 @@ use crate::plugins::runtime::{CallStats, HookCall, HookError, HookOutput};
 use crate::plugins::store::{self, PluginOut, Uploaded, caps_text, parse_caps, plugin_out};
 use crate::scope::Permission;
 use crate::state::AppState;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, OriginalUri, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
@@ -179,7 +180,8 @@ struct UploadForm {
     grant: Option<CapSet>,
 }
 
-async fn read_form(mut form: Multipart) -> ApiResult<UploadForm> {
+async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<UploadForm> {
+    let mut form = form.map_err(|e| ApiError::invalid("body", format!("must be multipart/form-data: {e}")))?;
     let mut manifest = None;
     let mut component = None;
     let mut grant_text = None;
@@ -260,7 +262,7 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<PluginOut>>> {
 async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
     caller.require_tenant_wide(Permission::PluginsManage)?;
     let form = read_form(form).await?;
@@ -278,7 +280,11 @@ async fn upload(
     Ok((StatusCode::CREATED, axum::Json(uploaded)))
 }
 
-async fn check(State(state): State<AppState>, caller: Caller, form: Multipart) -> ApiResult<axum::Json<Value>> {
+async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<axum::Json<Value>> {
     caller.require_tenant_wide(Permission::PluginsManage)?;
     let form = read_form(form).await?;
     let runtime = state.plugins.clone();
@@ -649,11 +655,15 @@ async fn revoke(
     Path((id, capability)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_tenant_wide(Permission::PluginsManage)?;
-    let cap = Capability::parse(&capability)
-        .ok_or_else(|| ApiError::invalid("capability", format!("{capability} is not a capability")))?;
     let mut tx = caller.db().begin_read().await?;
     let current = CapSet::from_list(&plugin_out(&mut tx, &id).await?.capabilities);
     tx.commit().await?;
+    let cap = Capability::parse(&capability).ok_or_else(|| {
+        ApiError::invalid(
+            "capability",
+            "is not a capability (log, config, kv, directory, records, files)",
+        )
+    })?;
     write_grants(&state, &caller, &id, current.without(cap), "plugin.revoke").await?;
     Ok(StatusCode::NO_CONTENT)
 }

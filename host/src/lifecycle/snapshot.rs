@@ -112,6 +112,8 @@ fn decode_row(row: &AnyRow, table: &Table) -> Result<Vec<Value>, ApiError> {
     for (i, column) in table.columns.iter().enumerate() {
         let value = if row.try_get_raw(i)?.is_null() {
             Value::Null
+        } else if column.kind == Kind::Secret {
+            Value::String("{}".into())
         } else if column.kind == Kind::Bytes {
             Value::String(encode_bytes(&row.try_get::<Vec<u8>, _>(i)?))
         } else if let Ok(v) = row.try_get::<i64, _>(i) {

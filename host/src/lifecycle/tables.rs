@@ -26,6 +26,8 @@ pub enum Kind {
     Real,
     /// Binary data (component bytes, plugin key-value data); base64 in archives, never remapped.
     Bytes,
+    /// Secrets (a JSON object): they never leave the host; exports and clones carry an empty object.
+    Secret,
 }
 
 /// One column of a registered table.
@@ -76,6 +78,12 @@ const fn text(name: &'static str) -> Column {
 const fn int(name: &'static str) -> Column {
     Column { name, kind: Kind::Int }
 }
+const fn secret(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Secret,
+    }
+}
 const fn bytes(name: &'static str) -> Column {
     Column {
         name,
@@ -123,9 +131,10 @@ pub const TABLES: &[Table] = &[
     // still remapped because every text value is.
     table("courses", &[id("id"), TENANT, text("code"), text("title"), text("summary"), text("language"), text("status"), int("created_at"), int("updated_at")], EXPORT_CLONE),
     table("enrollments", &[id("id"), TENANT, r("user_id"), r("course_id"), text("status"), int("progress"), int("due_at"), int("completed_at"), int("created_at"), int("updated_at")], EXPORT),
-    // Plugins travel with their versions, component bytes and settings; their key-value data is the
-    // academy's data (exported, not cloned); logs and faults are operational history and stay behind.
-    table("plugins", &[id("id"), TENANT, text("name"), text("kind"), text("status"), r("active_version_id"), text("capabilities"), text("settings"), text("secrets"), int("consecutive_faults"), text("disabled_reason"), int("revision"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    // Plugins travel with their versions, component bytes and settings, but not their secrets (set them again
+    // on the copy); their key-value data is the academy's data (exported, not cloned); logs and faults are
+    // operational history and stay behind.
+    table("plugins", &[id("id"), TENANT, text("name"), text("kind"), text("status"), r("active_version_id"), text("capabilities"), text("settings"), secret("secrets"), int("consecutive_faults"), text("disabled_reason"), int("revision"), int("created_at"), int("updated_at")], EXPORT_CLONE),
     table("plugin_blobs", &[text("hash"), TENANT, bytes("bytes"), int("size"), int("created_at")], EXPORT_CLONE),
     table("plugin_versions", &[id("id"), TENANT, r("plugin_id"), text("version"), text("manifest"), text("hash"), int("size"), text("imports"), int("faults"), int("created_at")], EXPORT_CLONE),
     table("plugin_kv", &[TENANT, r("plugin_id"), text("key"), bytes("value"), int("updated_at")], EXPORT),

@@ -252,12 +252,14 @@ impl Manifest {
     pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| {
             let message = e.message().to_owned();
-            let field = message
+            let named = message
                 .split('`')
                 .nth(1)
                 .filter(|_| message.contains("unknown field") || message.contains("missing field"))
-                .unwrap_or("(file)")
-                .to_owned();
+                .map(str::to_owned);
+            let field = named
+                .or_else(|| e.span().and_then(|span| key_at(text, span.start)))
+                .unwrap_or_else(|| "(file)".to_owned());
             err(field, message)
         })?;
         manifest.validate()?;
@@ -379,6 +381,28 @@ impl Manifest {
     }
 }
 
+/// The dotted key whose value sits at byte `at` of a TOML text (`kind`, `config.due_in_days.default`).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let mut table = None;
+    for line in before[..line_start].lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = Some(header.trim().to_owned());
+        }
+    }
+    let line = &text[line_start..];
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') || key.contains(char::is_whitespace) {
+        return table;
+    }
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
 fn check_value(kind: FieldType, value: &Value) -> Result<(), String> {
     let ok = match kind {
         FieldType::String | FieldType::Secret => value.is_string(),
@@ -463,6 +487,12 @@ type = "secret"
         );
         let bad = GOOD.replace("kind = \"enrollment\"", "kind = \"enrollment\"\ncolour = 1");
         assert_eq!(Manifest::from_toml(&bad).unwrap_err().field, "colour");
+        let bad = GOOD.replace("kind = \"enrollment\"", "kind = \"quiz\"");
+        assert_eq!(Manifest::from_toml(&bad).unwrap_err().field, "kind");
+        let bad = GOOD.replace("\"directory\"]", "\"network\"]");
+        assert_eq!(Manifest::from_toml(&bad).unwrap_err().field, "capabilities");
+        let bad = GOOD.replace("type = \"integer\"", "type = \"date\"");
+        assert_eq!(Manifest::from_toml(&bad).unwrap_err().field, "config.due_in_days.type");
     }
 
     #[test]

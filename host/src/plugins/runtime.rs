@@ -252,6 +252,9 @@ pub struct CallStats {
     pub log: Vec<LogLine>,
     /// Log lines dropped over the budget.
     pub log_dropped: usize,
+    /// Faults in a row before this call (as this process saw them).
+    #[serde(skip)]
+    pub faults_before: u32,
 }
 
 /// The plugin runtime of one host process.
@@ -524,14 +527,10 @@ impl Runtime {
         let (lines, dropped) = log.take();
         stats.log = lines;
         stats.log_dropped = dropped;
-        match &result {
-            Err(HookError::Fault { .. }) => {
-                loaded.consecutive_faults.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {
-                loaded.consecutive_faults.store(0, Ordering::Relaxed);
-            }
-        }
+        stats.faults_before = match &result {
+            Err(HookError::Fault { .. }) => loaded.consecutive_faults.fetch_add(1, Ordering::Relaxed),
+            _ => loaded.consecutive_faults.swap(0, Ordering::Relaxed),
+        };
         (result, stats)
     }
 

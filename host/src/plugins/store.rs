@@ -49,6 +49,14 @@ pub async fn load_active(runtime: &Runtime, db: &Db, tenant: &TenantDb, plugin_i
         .fetch_optional(tx.conn())
         .await?
         .ok_or_else(|| ApiError::rule("plugin_inactive", None, "the plugin has no active version"))?;
+    let status: String = row.try_get("status")?;
+    if status != "active" {
+        return Err(ApiError::rule(
+            "plugin_inactive",
+            None,
+            format!("the plugin is {status}; activate it to run it"),
+        ));
+    }
     let revision: i64 = row.try_get("revision")?;
     if let Some(loaded) = runtime.cached(plugin_id, revision) {
         return Ok(loaded);
@@ -192,7 +200,7 @@ pub async fn record_outcome(
         Err(HookError::Fault { kind, message }) => Some((kind.as_str(), message.as_str())),
         _ => None,
     };
-    let had_faults = Runtime::consecutive_faults(loaded) > 0 || fault.is_some();
+    let had_faults = stats.faults_before > 0 || fault.is_some();
     if stats.log.is_empty() && stats.log_dropped == 0 && fault.is_none() && !had_faults {
         return Ok(());
     }

@@ -217,7 +217,12 @@ impl Lookups {
             }
             orgs.extend(found);
         }
-        let courses = directory::courses();
+        // Courses are only needed when the settings name some.
+        let courses = if cfg.courses.is_empty() && cfg.follow_up.is_empty() {
+            Vec::new()
+        } else {
+            directory::courses()
+        };
         for code in cfg.courses.iter().chain(cfg.follow_up.values()) {
             if course_by_code(&courses, code).is_none() {
                 log::warn(format_args!("no course with code `{code}`"));
