@@ -9,13 +9,15 @@ use crate::auth::Caller;
 use crate::db::{Sql, TenantTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_api::View;
+use crate::plugins::inspect::capability_of;
+use crate::plugins::limits::MAX_UPLOAD_BYTES;
 use crate::plugins::manifest::{CapSet, Capability, Kind, Manifest};
 use crate::plugins::runtime::{CallStats, HookCall, HookError, HookOutput};
-use crate::plugins::store::{self, PluginOut, Uploaded, caps_text, parse_caps, plugin_out};
+use crate::plugins::store::{self, PluginOut, Uploaded, caps_text, plugin_out};
 use crate::scope::Permission;
 use crate::state::AppState;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, OriginalUri, State};
+use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
@@ -37,7 +39,7 @@ pub fn routes(api: &mut Api) {
         .permission("plugins.manage")
         .request_body_type("multipart/form-data")
         .status(201),
-        post(upload),
+        post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
     );
     api.op_out::<Value>(
         Op::post(
@@ -46,7 +48,7 @@ pub fn routes(api: &mut Api) {
         )
         .permission("plugins.manage")
         .request_body_type("multipart/form-data"),
-        post(check),
+        post(check).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
     );
     api.op_out::<PluginOut>(
         Op::get("/api/v1/plugins/{id}", "Read a plugin").permission("plugins.manage"),
@@ -400,12 +402,7 @@ fn ungranted(version: &VersionRow, granted: CapSet) -> Vec<String> {
     version
         .imports
         .iter()
-        .filter(|name| {
-            name.strip_prefix("aula:plugin/")
-                .and_then(|rest| rest.split('@').next())
-                .and_then(Capability::for_interface)
-                .is_some_and(|cap| !granted.has(cap))
-        })
+        .filter(|name| capability_of(name).is_some_and(|cap| !granted.has(cap)))
         .cloned()
         .collect()
 }
@@ -420,8 +417,7 @@ async fn switch_to(
     let mut tx = caller.db().begin().await?;
     let before = plugin_out(&mut tx, id).await?;
     let target = version_row(&mut tx, id, version).await?;
-    let granted = parse_caps(&caps_text_of(&before));
-    let missing = ungranted(&target, granted);
+    let missing = ungranted(&target, CapSet::from_list(&before.capabilities));
     if !missing.is_empty() {
         return Err(ApiError::rule(
             "capability_not_granted",
@@ -443,15 +439,7 @@ async fn switch_to(
             format!("set {} before activating", required.join(", ")),
         ));
     }
-    tx.query(
-        "UPDATE plugins SET status = 'active', active_version_id = $3, consecutive_faults = 0, disabled_reason = NULL, \
-         revision = revision + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(id.to_owned())
-    .bind(target.id.clone())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    store::activate(&mut tx, id, &target.id).await?;
     let after = plugin_out(&mut tx, id).await?;
     record(
         &mut tx,
@@ -466,10 +454,6 @@ async fn switch_to(
         tracing::warn!(plugin = %id, error = %e, "activated plugin could not be preloaded");
     }
     Ok(after)
-}
-
-fn caps_text_of(plugin: &PluginOut) -> String {
-    caps_text(CapSet::from_list(&plugin.capabilities))
 }
 
 async fn secrets_of(tx: &mut TenantTx, id: &str) -> ApiResult<Map<String, Value>> {
@@ -566,27 +550,20 @@ struct GrantsRequest {
     capabilities: Vec<String>,
 }
 
-async fn requested_by_latest(tx: &mut TenantTx, id: &str) -> ApiResult<CapSet> {
-    let active: Option<String> = tx
-        .query("SELECT active_version_id FROM plugins WHERE tenant_id = $1 AND id = $2")
-        .bind(id.to_owned())
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or(ApiError::NotFound { what: "plugin" })?
-        .try_get(0)?;
-    let mut requested = CapSet::default();
-    // What any stored version asks for may be granted (a new upload may ask for more than the active one).
+/// What any stored version of the plugin asks for: all of it may be granted (a new upload may ask for
+/// more than the active version).
+async fn requested_by_any_version(tx: &mut TenantTx, id: &str) -> ApiResult<CapSet> {
     let rows = tx
         .query("SELECT manifest FROM plugin_versions WHERE tenant_id = $1 AND plugin_id = $2")
         .bind(id.to_owned())
         .fetch_all(tx.conn())
         .await?;
+    let mut requested = CapSet::default();
     for row in rows {
         if let Ok(m) = serde_json::from_str::<Manifest>(&row.try_get::<String, _>(0)?) {
             requested = CapSet(requested.0 | m.requested().0);
         }
     }
-    let _ = active;
     Ok(requested)
 }
 
@@ -599,13 +576,8 @@ async fn write_grants(
 ) -> ApiResult<PluginOut> {
     let mut tx = caller.db().begin().await?;
     let before = plugin_out(&mut tx, id).await?;
-    let requested = requested_by_latest(&mut tx, id).await?;
-    let beyond: Vec<String> = granted
-        .list()
-        .into_iter()
-        .filter(|c| !requested.has(*c))
-        .map(|c| c.to_string())
-        .collect();
+    let requested = requested_by_any_version(&mut tx, id).await?;
+    let beyond = granted.beyond(requested);
     if !beyond.is_empty() {
         return Err(ApiError::invalid(
             "capabilities",
@@ -694,14 +666,7 @@ async fn set_settings(
         .check_settings(&req.settings)
         .map_err(|e| ApiError::invalid(format!("settings.{}", e.field.trim_start_matches("config.")), e.message))?;
     let before = plugin_out(&mut tx, &id).await?;
-    tx.query(
-        "UPDATE plugins SET settings = $3, revision = revision + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(id.clone())
-    .bind(Value::Object(req.settings).to_string())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    store::set_settings(&mut tx, &id, &req.settings).await?;
     let after = plugin_out(&mut tx, &id).await?;
     record(
         &mut tx,
@@ -835,12 +800,17 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn logs(
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
-    Path(id): Path<String>,
-    Query(p): Query<ListParams>,
-) -> ApiResult<axum::Json<Page<LogOut>>> {
+/// One page of a plugin's history table (`plugin_logs`, `plugin_faults`), newest first, each row decoded
+/// by `decode`.
+async fn history<T>(
+    caller: &Caller,
+    uri: &axum::http::Uri,
+    id: &str,
+    select: &str,
+    p: ListParams,
+    decode: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+    key: impl Fn(&T) -> String,
+) -> ApiResult<axum::Json<Page<T>>> {
     caller.require_tenant_wide(Permission::PluginsManage)?;
     let limit = PageParams {
         limit: p.limit,
@@ -848,29 +818,36 @@ async fn logs(
     }
     .limit()?;
     let mut tx = caller.db().begin_read().await?;
-    plugin_out(&mut tx, &id).await?;
-    let mut sql =
-        Sql::tenant("SELECT id, at, version_id, level, message FROM plugin_logs WHERE tenant_id = $1 AND plugin_id = ");
-    sql.push_bind(id.as_str());
+    plugin_out(&mut tx, id).await?;
+    let mut sql = Sql::tenant(select);
+    sql.push(" WHERE tenant_id = $1 AND plugin_id = ").push_bind(id);
     if let Some(c) = &p.cursor {
         sql.push(" AND id < ").push_bind(c.as_str());
     }
     sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
     let rows = tx.fetch_all_sql(&sql).await?;
     tx.commit().await?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(LogOut {
-                id: r.try_get("id")?,
-                at: rfc3339(r.try_get("at")?),
-                version_id: r.try_get("version_id")?,
-                level: r.try_get("level")?,
-                message: r.try_get("message")?,
-            })
+    let items = rows.iter().map(decode).collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(axum::Json(Page::from_rows(items, limit, uri, key)))
+}
+
+async fn logs(
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<LogOut>>> {
+    let select = "SELECT id, at, version_id, level, message FROM plugin_logs";
+    let decode = |r: &sqlx::any::AnyRow| {
+        Ok(LogOut {
+            id: r.try_get("id")?,
+            at: rfc3339(r.try_get("at")?),
+            version_id: r.try_get("version_id")?,
+            level: r.try_get("level")?,
+            message: r.try_get("message")?,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(axum::Json(Page::from_rows(items, limit, &uri, |l| l.id.clone())))
+    };
+    history(&caller, &uri, &id, select, p, decode, |l| l.id.clone()).await
 }
 
 /// One recorded fault.
@@ -891,39 +868,19 @@ async fn faults(
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<axum::Json<Page<FaultOut>>> {
-    caller.require_tenant_wide(Permission::PluginsManage)?;
-    let limit = PageParams {
-        limit: p.limit,
-        cursor: None,
-    }
-    .limit()?;
-    let mut tx = caller.db().begin_read().await?;
-    plugin_out(&mut tx, &id).await?;
-    let mut sql = Sql::tenant(
-        "SELECT id, at, version_id, hook, kind, message, elapsed_ms FROM plugin_faults WHERE tenant_id = $1 AND plugin_id = ",
-    );
-    sql.push_bind(id.as_str());
-    if let Some(c) = &p.cursor {
-        sql.push(" AND id < ").push_bind(c.as_str());
-    }
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
-    let rows = tx.fetch_all_sql(&sql).await?;
-    tx.commit().await?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(FaultOut {
-                id: r.try_get("id")?,
-                at: rfc3339(r.try_get("at")?),
-                version_id: r.try_get("version_id")?,
-                hook: r.try_get("hook")?,
-                kind: r.try_get("kind")?,
-                message: r.try_get("message")?,
-                elapsed_ms: r.try_get("elapsed_ms")?,
-            })
+    let select = "SELECT id, at, version_id, hook, kind, message, elapsed_ms FROM plugin_faults";
+    let decode = |r: &sqlx::any::AnyRow| {
+        Ok(FaultOut {
+            id: r.try_get("id")?,
+            at: rfc3339(r.try_get("at")?),
+            version_id: r.try_get("version_id")?,
+            hook: r.try_get("hook")?,
+            kind: r.try_get("kind")?,
+            message: r.try_get("message")?,
+            elapsed_ms: r.try_get("elapsed_ms")?,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(axum::Json(Page::from_rows(items, limit, &uri, |f| f.id.clone())))
+    };
+    history(&caller, &uri, &id, select, p, decode, |f| f.id.clone()).await
 }
 
 /// A hook to run and its input (JSON shaped like the WIT records, fields in snake_case).

@@ -297,7 +297,7 @@ pub async fn test(
         }
         None => Fixture::default(),
     };
-    let runtime = Runtime::new(config.plugins.clone())?;
+    let runtime = std::sync::Arc::new(Runtime::new(config.plugins.clone())?);
     let manifest = match find_manifest(wasm, manifest)? {
         Some(m) => m,
         None => {
@@ -334,7 +334,7 @@ fn synthesized(inspection: &Inspection) -> anyhow::Result<Manifest> {
 }
 
 async fn run_test(
-    runtime: &Runtime,
+    runtime: &std::sync::Arc<Runtime>,
     dir: &Path,
     manifest: Manifest,
     bytes: Vec<u8>,

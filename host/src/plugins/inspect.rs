@@ -128,6 +128,11 @@ impl Inspection {
     }
 }
 
+/// The capability an import needs, if it is a grantable `aula:plugin` interface.
+pub fn capability_of(import: &str) -> Option<Capability> {
+    classify(import).ok().flatten()
+}
+
 /// `Ok(Some(cap))` for a grantable interface, `Ok(None)` for one always linked, `Err` for one never linked.
 fn classify(name: &str) -> Result<Option<Capability>, ()> {
     if let Some(rest) = name.strip_prefix("aula:plugin/") {

@@ -171,6 +171,10 @@ impl Default for PluginSettings {
     }
 }
 
+/// Hard ceiling on `max_component_bytes`, and the body limit of the upload routes (a manifest fits in the
+/// margin above the component).
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
 /// Hard ceiling on a kind's memory limit: the pool reserves this much per slot.
 pub const MAX_MEMORY_MIB: u32 = 1024;
 
@@ -179,6 +183,12 @@ impl PluginSettings {
     pub fn validate(&self) -> Result<(), String> {
         for kind in Kind::ALL {
             self.limits.of(kind).validate(kind, MAX_MEMORY_MIB)?;
+        }
+        if self.max_component_bytes == 0 || self.max_component_bytes > MAX_UPLOAD_BYTES - 1024 * 1024 {
+            return Err(format!(
+                "plugins.max_component_bytes must be 1–{} bytes",
+                MAX_UPLOAD_BYTES - 1024 * 1024
+            ));
         }
         if self.fault_limit == 0 {
             return Err("plugins.fault_limit must be at least 1".into());

@@ -162,6 +162,14 @@ impl CapSet {
     pub fn list(self) -> Vec<Capability> {
         Capability::ALL.into_iter().filter(|c| self.has(*c)).collect()
     }
+    /// The capabilities of this set that `allowed` lacks, by name.
+    pub fn beyond(self, allowed: CapSet) -> Vec<String> {
+        self.list()
+            .into_iter()
+            .filter(|c| !allowed.has(*c))
+            .map(|c| c.to_string())
+            .collect()
+    }
     /// From a list.
     pub fn from_list<'a>(caps: impl IntoIterator<Item = &'a Capability>) -> CapSet {
         caps.into_iter().fold(CapSet::default(), |s, c| s.with(*c))

@@ -97,7 +97,7 @@ impl HookCall {
 
 /// Hook outputs, one case per hook.
 #[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "kebab-case", untagged)]
+#[serde(untagged)]
 pub enum HookOutput {
     /// Theme overrides.
     Brand(branding::exports::aula::plugin::branding_hooks::ThemeOverrides),
@@ -556,11 +556,6 @@ impl Runtime {
         let dir = self.files_root.join(tenant_id).join(plugin_id);
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
-    }
-
-    /// Consecutive faults as this process last saw them.
-    pub fn consecutive_faults(loaded: &Loaded) -> u32 {
-        loaded.consecutive_faults.load(Ordering::Relaxed)
     }
 }
 

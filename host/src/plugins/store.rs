@@ -14,9 +14,6 @@ use serde_json::{Map, Value, json};
 use sqlx::Row;
 use std::sync::Arc;
 
-/// How often a replica re-reads which plugins are active (another replica may have changed them).
-pub const ACTIVE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The capabilities stored as a JSON list.
 pub fn parse_caps(text: &str) -> CapSet {
     let names: Vec<String> = serde_json::from_str(text).unwrap_or_default();
@@ -152,7 +149,7 @@ pub async fn active_of_kind(runtime: &Runtime, db: &Db, tenant: &TenantDb, kind:
     let mut tx = tenant.begin_read().await?;
     let rows = tx
         .query(
-            "SELECT id FROM plugins WHERE tenant_id = $1 AND kind = $2 AND status = 'active' \
+            "SELECT id, revision FROM plugins WHERE tenant_id = $1 AND kind = $2 AND status = 'active' \
              AND active_version_id IS NOT NULL ORDER BY lower(name)",
         )
         .bind(kind.as_str())
@@ -162,6 +159,11 @@ pub async fn active_of_kind(runtime: &Runtime, db: &Db, tenant: &TenantDb, kind:
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get(0)?;
+        // The revision just read is current: a cached version at it needs no second look.
+        if let Some(loaded) = runtime.cached(&id, row.try_get(1)?) {
+            out.push(loaded);
+            continue;
+        }
         match load_active(runtime, db, tenant, &id).await {
             Ok(loaded) => out.push(loaded),
             Err(e) => tracing::error!(plugin = %id, error = %e, "an active plugin could not be loaded"),
@@ -422,7 +424,7 @@ pub struct Uploaded {
 /// Validate and store a new plugin version (and the plugin itself when the name is new). The component
 /// is compiled here, once; the artifact is kept for every later load.
 pub async fn upload(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     db: &Db,
     tenant: &TenantDb,
     actor: &Actor,
@@ -447,8 +449,12 @@ pub async fn upload(
             (component, None, inspection)
         }
         None => {
-            let (component, artifact, inspection) = runtime
-                .compile(&bytes)
+            // Compiling takes from milliseconds to seconds of CPU: not on the threads that serve requests.
+            let compiler = runtime.clone();
+            let input = bytes.clone();
+            let (component, artifact, inspection) = tokio::task::spawn_blocking(move || compiler.compile(&input))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
                 .map_err(|e| ApiError::invalid("component", format!("is not a valid WebAssembly component: {e:#}")))?;
             (component, Some(artifact), inspection)
         }
@@ -483,12 +489,7 @@ pub async fn upload(
     };
     let requested = manifest.requested();
     if let Some(grant) = grant {
-        let beyond: Vec<String> = grant
-            .list()
-            .into_iter()
-            .filter(|c| !requested.has(*c))
-            .map(|c| c.to_string())
-            .collect();
+        let beyond = grant.beyond(requested);
         if !beyond.is_empty() {
             return Err(ApiError::invalid(
                 "grant",
@@ -594,7 +595,7 @@ pub async fn upload(
 /// Upload a component, grant what it asks for, apply settings and activate it: the one-step deployment
 /// the demo and `aula plugin test` use (the API does the same in separate, separately audited steps).
 pub async fn deploy(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     db: &Db,
     tenant: &TenantDb,
     actor: &Actor,
@@ -608,16 +609,8 @@ pub async fn deploy(
     let requested = manifest.requested();
     let uploaded = upload(runtime, db, tenant, actor, manifest, bytes, Some(requested)).await?;
     let mut tx = tenant.begin().await?;
-    tx.query(
-        "UPDATE plugins SET status = 'active', active_version_id = $3, settings = $4, consecutive_faults = 0, \
-         disabled_reason = NULL, revision = revision + 1, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(uploaded.plugin.id.clone())
-    .bind(uploaded.version_id.clone())
-    .bind(Value::Object(settings).to_string())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    set_settings(&mut tx, &uploaded.plugin.id, &settings).await?;
+    activate(&mut tx, &uploaded.plugin.id, &uploaded.version_id).await?;
     record(
         &mut tx,
         actor,
@@ -626,11 +619,43 @@ pub async fn deploy(
             "plugin",
             &uploaded.plugin.id,
             json!({ "status": uploaded.plugin.status }),
-            json!({ "status": "active", "version_id": uploaded.version_id }),
+            json!({ "status": "active", "version_id": uploaded.version_id, "settings": settings }),
         ),
     )
     .await?;
     tx.commit().await?;
     runtime.forget(&uploaded.plugin.id);
     Ok(uploaded)
+}
+
+/// Make `version_id` the plugin's running version: active again, its run of faults forgotten. Every cache
+/// keyed by the revision reloads; calls already running finish on the version they hold.
+pub async fn activate(tx: &mut TenantTx, plugin_id: &str, version_id: &str) -> Result<(), sqlx::Error> {
+    tx.query(
+        "UPDATE plugins SET status = 'active', active_version_id = $3, consecutive_faults = 0, disabled_reason = NULL, \
+         revision = revision + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(plugin_id.to_owned())
+    .bind(version_id.to_owned())
+    .bind(now_ms())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Store a plugin's settings (already checked against its manifest).
+pub async fn set_settings(
+    tx: &mut TenantTx,
+    plugin_id: &str,
+    settings: &Map<String, Value>,
+) -> Result<(), sqlx::Error> {
+    tx.query(
+        "UPDATE plugins SET settings = $3, revision = revision + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(plugin_id.to_owned())
+    .bind(Value::Object(settings.clone()).to_string())
+    .bind(now_ms())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
