@@ -182,6 +182,20 @@ struct UploadForm {
     grant: Option<CapSet>,
 }
 
+/// The upload form of a caller who may manage plugins. A refused caller's body is read to its end first, so
+/// the connection stays usable for their next request (the body is bounded by the route's limit).
+async fn authorized_form(caller: &Caller, form: Result<Multipart, MultipartRejection>) -> ApiResult<UploadForm> {
+    if let Err(refusal) = caller.require_tenant_wide(Permission::PluginsManage) {
+        if let Ok(mut form) = form {
+            while let Ok(Some(field)) = form.next_field().await {
+                let _ = field.bytes().await;
+            }
+        }
+        return Err(refusal);
+    }
+    read_form(form).await
+}
+
 async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<UploadForm> {
     let mut form = form.map_err(|e| ApiError::invalid("body", format!("must be multipart/form-data: {e}")))?;
     let mut manifest = None;
@@ -266,8 +280,7 @@ async fn upload(
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
-    caller.require_tenant_wide(Permission::PluginsManage)?;
-    let form = read_form(form).await?;
+    let form = authorized_form(&caller, form).await?;
     let uploaded = store::upload(
         &state.plugins,
         &state.db,
@@ -287,8 +300,7 @@ async fn check(
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<Value>> {
-    caller.require_tenant_wide(Permission::PluginsManage)?;
-    let form = read_form(form).await?;
+    let form = authorized_form(&caller, form).await?;
     let runtime = state.plugins.clone();
     let bytes = form.component;
     let (_, _, inspection) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
