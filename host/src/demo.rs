@@ -339,12 +339,14 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
         allowed_locales: vec!["en".into(), "de".into()],
         signup: "domain".into(),
         signup_requires_approval: false,
+        seat_limit: None,
     };
     let globex_settings = TenantSettings {
         default_locale: "en".into(),
         allowed_locales: vec!["en".into(), "fr".into(), "es".into()],
         signup: "invitation".into(),
         signup_requires_approval: true,
+        seat_limit: None,
     };
     let acme = crate::tenancy::insert(&mut ptx, "acme", "Acme Academy", &acme_settings).await?;
     let globex = crate::tenancy::insert(&mut ptx, "globex", "Globex Partner Training", &globex_settings).await?;
@@ -958,6 +960,58 @@ pub async fn deploy_plugins(state: &crate::state::AppState, wasm_dir: &std::path
     Ok(deployed)
 }
 
+/// Every demo course gets a reading, a video and a short quiz; the second course certifies for a year and is
+/// due a month after enrolling.
+async fn seed_lessons(tx: &mut crate::db::TenantTx, courses: &[String], now: i64) -> anyhow::Result<()> {
+    let quiz = serde_json::json!([
+        {"prompt": "Who can see your academy's data?", "choices": ["Anyone", "Your academy only"], "correct": [1]},
+        {"prompt": "Which of these are safe habits?", "choices": ["Locking your screen", "Sharing passwords", "Reporting incidents"], "correct": [0, 2]}
+    ]);
+    for course in courses {
+        let lessons = [
+            (
+                "text",
+                "Read me first",
+                "## Welcome\n\nThis course takes about **ten minutes**. Work through each lesson, then take the quiz.",
+                None,
+            ),
+            (
+                "media",
+                "Watch: the short version",
+                "",
+                Some("https://www.example.com/videos/intro"),
+            ),
+            ("quiz", "Check what you know", "", None),
+        ];
+        for (position, (kind, title, body, url)) in lessons.into_iter().enumerate() {
+            tx.query(
+                "INSERT INTO lessons (id, tenant_id, course_id, position, kind, title, body, media_url, questions, pass_percent, max_attempts, created_at, updated_at) \
+                 VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(new_id())
+            .bind(course.clone())
+            .bind(position as i64 + 1)
+            .bind(kind)
+            .bind(title)
+            .bind(body)
+            .bind(url)
+            .bind(if kind == "quiz" { quiz.to_string() } else { "[]".into() })
+            .bind(if kind == "quiz" { Some(100i64) } else { None })
+            .bind(if kind == "quiz" { Some(3i64) } else { None })
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+        }
+    }
+    if let Some(second) = courses.get(1) {
+        tx.query("UPDATE courses SET certificate_valid_days = 365, due_days = 30 WHERE tenant_id = $1 AND id = $2")
+            .bind(second.clone())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 async fn seed_courses(tenant: &crate::db::TenantDb, courses: &[(&str, &str, &str)]) -> anyhow::Result<()> {
     let mut tx = tenant.begin().await?;
     let any = tx
@@ -985,6 +1039,20 @@ async fn seed_courses(tenant: &crate::db::TenantDb, courses: &[(&str, &str, &str
         .await?;
         ids.push(id);
     }
+    seed_lessons(&mut tx, &ids, now).await?;
+    // New people are enrolled in the first course by a built-in rule, due in two weeks.
+    tx.query(
+        "INSERT INTO rules (id, tenant_id, name, definition, created_at, updated_at) VALUES ($2, $1, $3, $4, $5, $5)",
+    )
+    .bind(new_id())
+    .bind("Everyone new takes the first course")
+    .bind(
+        serde_json::json!({"on": ["user_created"], "then": [{"type": "enroll", "course_id": ids[0], "due_in_days": 14}]})
+            .to_string(),
+    )
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
     // Every learner is enrolled in the first course; every third completed it, every other one is in progress.
     let users = tx
         .query("SELECT id FROM users WHERE tenant_id = $1 ORDER BY email")

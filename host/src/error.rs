@@ -166,6 +166,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// `code: message` as a client may see it (internal errors say only that something went wrong, and are
+    /// logged).
+    pub fn public_message(&self) -> String {
+        if let ApiError::Internal(err) = self {
+            tracing::error!(error = ?err, "background work failed");
+        }
+        let (_, code, message, field, _) = self.parts();
+        match field {
+            Some(field) => format!("{code} ({field}): {message}"),
+            None => format!("{code}: {message}"),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         ApiError::Internal(err.into())

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod learning;
 pub mod lifecycle;
 pub mod plugins;
 pub mod scope;
@@ -69,10 +70,12 @@ impl Application {
 
     /// Serve until `shutdown` completes, then finish the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let upkeep = tokio::spawn(learning::jobs::upkeep(self.state.db.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
+        upkeep.abort();
         Ok(())
     }
 }

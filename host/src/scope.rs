@@ -54,6 +54,7 @@ permissions! {
     GradebookWrite = "gradebook.write": "Review assessments and grades of users within scope.",
     CertificatesManage = "certificates.manage": "Issue and revoke certificates of users within scope.",
     ReportsRead = "reports.read": "Run reports over users within scope.",
+    RulesManage = "rules.manage": "Create, change, preview and apply enrollment rules; read the automation log (tenant scope only).",
     PluginsManage = "plugins.manage": "Upload, grant, configure, activate and delete plugins; read their logs and faults (tenant scope only).",
 }
 

@@ -18,10 +18,19 @@ pub struct TenantSettings {
     pub default_locale: String,
     /// Locales learners may pick.
     pub allowed_locales: Vec<String>,
-    /// Sign-up policy: `closed`, `open`, `invitation` or `domain` (enforced by the sign-up flow).
+    /// Who may create their own account (`POST /api/v1/signup`):
+    /// - `closed`: nobody; accounts come from admins and imports, and invitations are refused too;
+    /// - `invitation`: only with a valid invitation link, which places them in its organization;
+    /// - `domain`: with an invitation, or with an e-mail address whose domain an organization claimed
+    ///   (they land in that organization);
+    /// - `open`: anyone; a claimed domain still places them in its organization, others land in none.
     pub signup: String,
-    /// Whether new sign-ups wait for approval.
+    /// Whether every sign-up waits for an admin's approval (as `pending`) before the account can be used.
     pub signup_requires_approval: bool,
+    /// Licence seats: how many users may ever sign in (a seat is taken at a user's first sign-in); no limit
+    /// when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_limit: Option<u32>,
 }
 
 impl Default for TenantSettings {
@@ -31,6 +40,7 @@ impl Default for TenantSettings {
             allowed_locales: vec!["en".into()],
             signup: "closed".into(),
             signup_requires_approval: false,
+            seat_limit: None,
         }
     }
 }
@@ -67,6 +77,12 @@ impl TenantSettings {
             return Err(ApiError::invalid(
                 "settings.signup",
                 "must be closed, open, invitation or domain",
+            ));
+        }
+        if self.seat_limit.is_some_and(|n| !(1..=10_000_000).contains(&n)) {
+            return Err(ApiError::invalid(
+                "settings.seat_limit",
+                "must be between 1 and 10000000, or left out for no limit",
             ));
         }
         Ok(())

@@ -347,6 +347,7 @@ pub(crate) fn bind_all<'q>(args: &[Arg], first: Option<&str>) -> AnyArguments<'q
             Arg::Int(i) => out.add(*i),
             Arg::Real(f) => out.add(*f),
             Arg::Null => out.add(Option::<String>::None),
+            Arg::NullInt => out.add(Option::<i64>::None),
         };
     }
     out

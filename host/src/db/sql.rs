@@ -11,8 +11,17 @@ pub enum Arg {
     Int(i64),
     /// A float.
     Real(f64),
-    /// SQL NULL.
+    /// SQL NULL, typed as text.
     Null,
+    /// SQL NULL typed as an integer (PostgreSQL refuses a text-typed NULL in a BIGINT column of a VALUES row).
+    NullInt,
+}
+
+impl Arg {
+    /// An integer or an integer-typed NULL.
+    pub fn int(v: Option<i64>) -> Arg {
+        v.map_or(Arg::NullInt, Arg::Int)
+    }
 }
 
 impl From<&str> for Arg {

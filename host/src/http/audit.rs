@@ -4,7 +4,7 @@ use super::api::{Api, Op};
 use super::common::{Page, PageParams, Query};
 use crate::auth::Caller;
 use crate::db::{Sql, rfc3339};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::scope::Permission;
 use axum::extract::OriginalUri;
 use axum::routing::get;
@@ -61,9 +61,7 @@ struct Params {
 }
 
 fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
-    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+    super::common::time_field(field, v)
 }
 
 async fn list(

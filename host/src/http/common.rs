@@ -241,3 +241,10 @@ where
 {
     serde::Deserialize::deserialize(de).map(Some)
 }
+
+/// Read an RFC 3339 time from a request field, as unix milliseconds.
+pub fn time_field(field: &str, v: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+}

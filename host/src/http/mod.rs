@@ -6,14 +6,20 @@ pub mod common;
 
 mod audit;
 mod auth;
+pub(crate) mod courses;
+mod enrollments;
 mod grants;
+mod learn;
 mod ops;
-mod orgs;
+pub(crate) mod orgs;
 mod platform;
 mod plugins;
 mod profile_fields;
+mod programs;
 mod roles;
+mod rules;
 mod segments;
+mod signup;
 mod tags;
 mod tenant;
 mod tokens;
@@ -39,13 +45,19 @@ pub fn api() -> api::Api {
     orgs::routes(&mut api);
     tags::routes(&mut api);
     segments::routes(&mut api);
+    signup::routes(&mut api);
     profile_fields::routes(&mut api);
     roles::routes(&mut api);
     grants::routes(&mut api);
     tokens::routes(&mut api);
     audit::routes(&mut api);
     plugins::routes(&mut api);
+    enrollments::routes(&mut api);
+    learn::routes(&mut api);
+    rules::routes(&mut api);
     platform::routes(&mut api);
+    courses::routes(&mut api);
+    programs::routes(&mut api);
     api
 }
 

@@ -11,8 +11,11 @@ use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{Backend, Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
+use crate::learning::automation::{self, Event};
 use crate::scope::Permission;
+use crate::state::AppState;
 use axum::extract::OriginalUri;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
@@ -598,6 +601,17 @@ async fn remove(caller: Caller, Path(id): Path<String>, Query(p): Query<DeletePa
         .bind(id.clone())
         .execute(tx.conn())
         .await?;
+    // What the learning core keeps about the organization goes with it: its claimed domains, its invitations
+    // (sign-up records keep their e-mail and decision), and the courses offered to it stop being offered.
+    for sql in [
+        "UPDATE signups SET invitation_id = NULL WHERE tenant_id = $1 AND invitation_id IN (SELECT id FROM invitations WHERE tenant_id = $1 AND org_id = $2)",
+        "UPDATE signups SET org_id = NULL WHERE tenant_id = $1 AND org_id = $2",
+        "DELETE FROM invitations WHERE tenant_id = $1 AND org_id = $2",
+        "DELETE FROM org_domains WHERE tenant_id = $1 AND org_id = $2",
+        "DELETE FROM course_orgs WHERE tenant_id = $1 AND org_id = $2",
+    ] {
+        tx.query(sql).bind(id.clone()).execute(tx.conn()).await?;
+    }
     tx.query("DELETE FROM grants WHERE tenant_id = $1 AND org_id = $2")
         .bind(id.clone())
         .execute(tx.conn())
@@ -724,6 +738,7 @@ struct NewMember {
 }
 
 async fn add_member_handler(
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<NewMember>,
@@ -745,7 +760,14 @@ async fn add_member_handler(
         )
         .await?;
     }
+    let changed = if added {
+        vec![Event::changed(&req.user_id)]
+    } else {
+        Vec::new()
+    };
+    let pending = automation::run_rules(&mut tx, changed, super::enrollments::context(&caller)).await?;
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     let u = json!(user);
     Ok((
         if added { StatusCode::CREATED } else { StatusCode::OK },
@@ -760,7 +782,11 @@ async fn add_member_handler(
     ))
 }
 
-async fn remove_member(caller: Caller, Path((id, user_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin().await?;
     find_in_reach(&mut tx, &caller, Permission::MembersWrite, &id).await?;
@@ -780,6 +806,13 @@ async fn remove_member(caller: Caller, Path((id, user_id)): Path<(String, String
         Change::deleted("membership.remove", "org", &id, json!({"user_id": user_id})),
     )
     .await?;
+    let pending = automation::run_rules(
+        &mut tx,
+        vec![Event::changed(&user_id)],
+        super::enrollments::context(&caller),
+    )
+    .await?;
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     Ok(StatusCode::NO_CONTENT)
 }

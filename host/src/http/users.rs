@@ -7,8 +7,11 @@ use crate::audit::{Change, record};
 use crate::auth::{Caller, password};
 use crate::db::{Backend, Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
+use crate::learning::automation::{self, Event};
 use crate::scope::{GrantScope, Permission, Reach};
+use crate::state::AppState;
 use axum::extract::OriginalUri;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
@@ -497,7 +500,11 @@ struct NewUser {
     tag_ids: Vec<String>,
 }
 
-async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCode, axum::Json<UserOut>)> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<NewUser>,
+) -> ApiResult<(StatusCode, axum::Json<UserOut>)> {
     let reach = caller.require(Permission::UsersWrite)?;
     let email = email("email", &req.email)?;
     let name = text("name", &req.name, 200)?;
@@ -586,6 +593,9 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     .bind(now)
     .execute(tx.conn())
     .await?;
+    // The academy's rules act inside this transaction; its enrollment plugins once it has committed.
+    let pending =
+        automation::run_rules(&mut tx, vec![Event::created(&id)], super::enrollments::context(&caller)).await?;
     let mut user = load_in_reach(
         &mut tx,
         &Reach {
@@ -603,6 +613,7 @@ async fn create(caller: Caller, Json(req): Json<NewUser>) -> ApiResult<(StatusCo
     )
     .await?;
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -718,7 +729,12 @@ struct UserPatch {
     password: Option<String>,
 }
 
-async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatch>) -> ApiResult<axum::Json<UserOut>> {
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<UserPatch>,
+) -> ApiResult<axum::Json<UserOut>> {
     let reach = caller.require(Permission::UsersWrite)?;
     let hash = match &req.password {
         Some(p) => {
@@ -820,6 +836,8 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
             .execute(tx.conn())
             .await?;
     }
+    let pending =
+        automation::run_rules(&mut tx, vec![Event::changed(&id)], super::enrollments::context(&caller)).await?;
     let mut after = load_in_reach(
         &mut tx,
         &Reach {
@@ -837,6 +855,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<UserPatc
     )
     .await?;
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     Ok(axum::Json(after))
 }
 
@@ -852,13 +871,13 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let mut tx = caller.db().begin().await?;
     let before = load_in_reach(&mut tx, &reach, &id).await?;
     ensure_account_authority(&mut tx, &caller, &id).await?;
+    crate::learning::enroll::forget_user(&mut tx, &id).await?;
     for sql in [
         "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_tags WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM api_tokens WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM enrollments WHERE tenant_id = $1 AND user_id = $2",
         "UPDATE users SET manager_id = NULL WHERE tenant_id = $1 AND manager_id = $2",
         "DELETE FROM users WHERE tenant_id = $1 AND id = $2",
     ] {
@@ -881,6 +900,7 @@ struct TagRequest {
 }
 
 async fn add_tag(
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<TagRequest>,
@@ -891,27 +911,40 @@ async fn add_tag(
     tag_exists(&mut tx, &req.tag_id)
         .await
         .map_err(|_| ApiError::invalid("tag_id", "no such tag in this academy"))?;
-    tx.query(
+    let added = tx.query(
         "INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
     .bind(id.clone())
     .bind(req.tag_id.clone())
     .bind(now_ms())
     .execute(tx.conn())
-    .await?;
+    .await?
+    .rows_affected();
     record(
         &mut tx,
         &caller.actor(),
         Change::created("user.tag", "user", &id, json!({"tag_id": req.tag_id})),
     )
     .await?;
+    // Only a tag that was not there yet is a change for the rules.
+    let changed = if added > 0 {
+        vec![Event::changed(&id)]
+    } else {
+        Vec::new()
+    };
+    let pending = automation::run_rules(&mut tx, changed, super::enrollments::context(&caller)).await?;
     let mut user = load_in_reach(&mut tx, &reach, &id).await?;
     attach(&caller, std::slice::from_mut(&mut user));
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     Ok(axum::Json(user))
 }
 
-async fn remove_tag(caller: Caller, Path((id, tag_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tag_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let reach = caller.require(Permission::UsersWrite)?;
     let mut tx = caller.db().begin().await?;
     load_in_reach(&mut tx, &reach, &id).await?;
@@ -933,6 +966,9 @@ async fn remove_tag(caller: Caller, Path((id, tag_id)): Path<(String, String)>) 
         Change::deleted("user.untag", "user", &id, json!({"tag_id": tag_id})),
     )
     .await?;
+    let pending =
+        automation::run_rules(&mut tx, vec![Event::changed(&id)], super::enrollments::context(&caller)).await?;
     tx.commit().await?;
+    automation::after_commit(&state, caller.db(), pending).await;
     Ok(StatusCode::NO_CONTENT)
 }

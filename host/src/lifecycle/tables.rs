@@ -129,8 +129,27 @@ pub const TABLES: &[Table] = &[
     table("login_failures", &[id("id"), TENANT, text("email"), text("ip"), int("at")], PRIVATE),
     // actor_id stays Text: it may name an operator, who is not part of the tenant; a user's id inside it is
     // still remapped because every text value is.
-    table("courses", &[id("id"), TENANT, text("code"), text("title"), text("summary"), text("language"), text("status"), int("created_at"), int("updated_at")], EXPORT_CLONE),
-    table("enrollments", &[id("id"), TENANT, r("user_id"), r("course_id"), text("status"), int("progress"), int("due_at"), int("completed_at"), int("created_at"), int("updated_at")], EXPORT),
+    // The academy's content (courses, lessons, programs, catalog visibility), its sign-up set-up and its rules
+    // are cloned; people's enrollments, progress, certificates, invitations and sign-ups are exported only.
+    table("courses", &[id("id"), TENANT, text("code"), text("title"), text("summary"), text("language"), text("status"), int("created_at"), int("updated_at"), int("estimated_minutes"), text("visibility"), int("self_enroll"), int("approval_required"), int("due_days"), int("certificate_valid_days"), int("issues_certificate")], EXPORT_CLONE),
+    table("enrollments", &[id("id"), TENANT, r("user_id"), r("course_id"), text("status"), int("progress"), int("due_at"), int("completed_at"), int("created_at"), int("updated_at"), text("source"), int("started_at"), int("cycle")], EXPORT),
+    table("course_orgs", &[TENANT, r("course_id"), r("org_id"), int("created_at")], EXPORT_CLONE),
+    table("lessons", &[id("id"), TENANT, r("course_id"), int("position"), text("kind"), text("title"), text("body"), text("media_url"), int("required"), text("questions"), int("pass_percent"), int("max_attempts"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("programs", &[id("id"), TENANT, text("code"), text("title"), text("summary"), text("status"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("program_courses", &[TENANT, r("program_id"), r("course_id"), int("position")], EXPORT_CLONE),
+    table("program_enrollments", &[id("id"), TENANT, r("user_id"), r("program_id"), text("status"), int("due_at"), int("completed_at"), int("created_at"), int("updated_at")], EXPORT),
+    table("enrollment_history", &[id("id"), TENANT, r("enrollment_id"), int("at"), text("action"), text("status"), text("detail"), text("cause")], EXPORT),
+    table("enrollment_requests", &[id("id"), TENANT, r("user_id"), r("course_id"), text("status"), text("note"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
+    table("lesson_progress", &[TENANT, r("enrollment_id"), r("lesson_id"), int("completed_at"), int("score")], EXPORT),
+    table("quiz_attempts", &[id("id"), TENANT, r("enrollment_id"), r("lesson_id"), int("cycle"), text("answers"), int("score"), int("passed"), int("at")], EXPORT),
+    table("certificates", &[id("id"), TENANT, r("user_id"), r("course_id"), r("enrollment_id"), text("code"), int("issued_at"), int("expires_at"), int("revoked_at"), int("renewed_at")], EXPORT),
+    table("org_domains", &[TENANT, text("domain"), r("org_id"), int("hold"), int("created_at")], EXPORT_CLONE),
+    table("invitations", &[id("id"), TENANT, r("org_id"), text("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
+    table("signups", &[id("id"), TENANT, r("user_id"), text("email"), text("via"), r("org_id"), r("invitation_id"), text("status"), text("reason"), text("actions"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
+    table("rules", &[id("id"), TENANT, text("name"), int("enabled"), text("definition"), int("max_fires_per_user"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("rule_firings", &[TENANT, r("rule_id"), r("user_id"), int("fires"), int("last_at")], EXPORT),
+    table("automation_log", &[id("id"), TENANT, int("at"), text("user_id"), text("source"), text("trigger_name"), text("action"), text("outcome"), text("message")], EXPORT),
+    table("jobs", &[id("id"), TENANT, text("kind"), text("status"), text("params"), text("result"), text("error"), text("created_by"), int("created_at"), int("started_at"), int("finished_at")], PRIVATE),
     // Plugins travel with their versions, component bytes and settings, but not their secrets (set them again
     // on the copy); their key-value data is the academy's data (exported, not cloned); logs and faults are
     // operational history and stay behind.

@@ -321,14 +321,7 @@ impl HostState {
         if let Some(types) = &self.field_types {
             return Ok(types.clone());
         }
-        let rows = tx
-            .query("SELECT key, field_type FROM profile_fields WHERE tenant_id = $1")
-            .fetch_all(tx.conn())
-            .await?;
-        let mut types = HashMap::new();
-        for row in rows {
-            types.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
-        }
+        let types = field_types(tx).await?;
         self.field_types = Some(types.clone());
         Ok(types)
     }
@@ -397,7 +390,21 @@ impl wasmtime_wasi_io::IoView for HostState {
     }
 }
 
-async fn load_users(
+/// The tenant's profile fields and their types.
+pub(crate) async fn field_types(tx: &mut TenantTx) -> Result<HashMap<String, String>, sqlx::Error> {
+    let rows = tx
+        .query("SELECT key, field_type FROM profile_fields WHERE tenant_id = $1")
+        .fetch_all(tx.conn())
+        .await?;
+    let mut types = HashMap::new();
+    for row in rows {
+        types.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+    }
+    Ok(types)
+}
+
+/// Users as plugins see them, from rows of `users u` (with their organizations and tags).
+pub(crate) async fn load_users(
     tx: &mut TenantTx,
     rows: Vec<AnyRow>,
     field_types: &HashMap<String, String>,
