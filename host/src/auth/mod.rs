@@ -7,7 +7,6 @@ pub mod password;
 
 pub use cache::{CallerCache, MAX_CALLERS};
 pub use extract::RequestHost;
-pub(crate) use extract::host_tenant;
 pub use extract::{Caller, CallerVia, Operator, load_grants};
 
 use sha2::{Digest, Sha256};

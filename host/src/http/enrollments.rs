@@ -757,6 +757,15 @@ struct Decision {
     note: Option<String>,
 }
 
+async fn request_by_id(tx: &mut TenantTx, id: &str) -> ApiResult<RequestOut> {
+    let mut sql = Sql::tenant(REQUEST_SELECT);
+    sql.push(" AND r.id = ").push_bind(id);
+    let row = tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound {
+        what: "enrollment request",
+    })?;
+    Ok(request_from_row(&row)?)
+}
+
 async fn pending_request(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResult<RequestOut> {
     let mut sql = Sql::tenant(REQUEST_SELECT);
     sql.push(" AND r.id = ").push_bind(id);
@@ -816,11 +825,7 @@ async fn approve(
         ),
     )
     .await?;
-    let mut sql = Sql::tenant(REQUEST_SELECT);
-    sql.push(" AND r.id = ").push_bind(id.as_str());
-    let out = request_from_row(&tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound {
-        what: "enrollment request",
-    })?)?;
+    let out = request_by_id(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(axum::Json(out))
 }
@@ -846,11 +851,7 @@ async fn reject(
         ),
     )
     .await?;
-    let mut sql = Sql::tenant(REQUEST_SELECT);
-    sql.push(" AND r.id = ").push_bind(id.as_str());
-    let out = request_from_row(&tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound {
-        what: "enrollment request",
-    })?)?;
+    let out = request_by_id(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(axum::Json(out))
 }
@@ -1095,10 +1096,9 @@ pub struct Verification {
 
 async fn verify(
     State(state): State<AppState>,
-    parts: axum::http::request::Parts,
+    crate::auth::RequestHost(host): crate::auth::RequestHost,
     Path(code): Path<String>,
 ) -> ApiResult<axum::Json<Verification>> {
-    let host = crate::auth::host_tenant(&parts, &state).await?;
     let crate::tenancy::HostTenant::Tenant(tenant) = host else {
         return Err(ApiError::NotFound { what: "certificate" });
     };

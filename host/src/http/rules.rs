@@ -357,18 +357,10 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
 
 /// The rule as the engine runs it (enabled or not: previews and retroactive runs are explicit).
 async fn engine_rule(tx: &mut TenantTx, id: &str) -> ApiResult<Rule> {
-    let out = find(tx, id).await?;
-    let org_path = match &out.definition.when.org_id {
-        Some(org) => crate::http::orgs::find(tx, org).await?.map(|o| o.path),
-        None => None,
-    };
-    Ok(Rule::new(
-        out.id,
-        out.name,
-        out.definition,
-        out.max_fires_per_user,
-        org_path,
-    ))
+    automation::load_rules(tx, Some(id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound { what: "rule" })
 }
 
 async fn all_users(tx: &mut TenantTx) -> ApiResult<Vec<String>> {

@@ -287,17 +287,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A rule from its parts; `org_path` is the path of `def.when.org_id`.
-    pub fn new(id: String, name: String, def: RuleDef, max_fires: i64, org_path: Option<String>) -> Rule {
-        Rule {
-            id,
-            name,
-            def,
-            max_fires,
-            org_path,
-        }
-    }
-
     fn source(&self) -> Source {
         Source::Rule {
             id: self.id.clone(),
@@ -352,15 +341,17 @@ impl Rule {
     }
 }
 
-/// The enabled rules of the tenant.
-pub async fn load_rules(tx: &mut TenantTx) -> Result<Vec<Rule>, sqlx::Error> {
-    let rows = tx
-        .query(
-            "SELECT r.id, r.name, r.definition, r.max_fires_per_user FROM rules r \
-             WHERE r.tenant_id = $1 AND r.enabled = 1 ORDER BY r.created_at, r.id",
-        )
-        .fetch_all(tx.conn())
-        .await?;
+/// The enabled rules of the tenant, or, with `only`, that one rule whether enabled or not (previews and
+/// retroactive runs name their rule explicitly).
+pub async fn load_rules(tx: &mut TenantTx, only: Option<&str>) -> Result<Vec<Rule>, sqlx::Error> {
+    let mut sql =
+        Sql::tenant("SELECT r.id, r.name, r.definition, r.max_fires_per_user FROM rules r WHERE r.tenant_id = $1");
+    match only {
+        Some(id) => sql.push(" AND r.id = ").push_bind(id),
+        None => sql.push(" AND r.enabled = 1"),
+    };
+    sql.push(" ORDER BY r.created_at, r.id");
+    let rows = tx.fetch_all_sql(&sql).await?;
     let mut rules = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("id")?;
@@ -534,7 +525,7 @@ fn action_name(action: &Action) -> &'static str {
 /// Apply the built-in rules to `events` (and to the events their own actions cause) inside `tx`. Returns
 /// every event, for the enrollment plugins once `tx` has committed.
 pub async fn run_rules(tx: &mut TenantTx, events: Vec<Event>, context: Context) -> ApiResult<Pending> {
-    let rules = load_rules(tx).await?;
+    let rules = load_rules(tx, None).await?;
     let mut all = Vec::with_capacity(events.len());
     let mut round = events;
     let mut journal = Journal::default();
@@ -543,20 +534,22 @@ pub async fn run_rules(tx: &mut TenantTx, events: Vec<Event>, context: Context) 
         if rules.is_empty() {
             break;
         }
-        let planned = plan(tx, &rules, &round, &mut journal, &context).await?;
+        let planned = plan(tx, &rules, &round, &mut journal, &context, true).await?;
         round = apply(tx, planned, None, &mut journal, &context).await?;
     }
     journal.write(tx).await?;
     Ok(Pending { events: all, context })
 }
 
-/// Decide what the rules do for `events`, counting each firing against the rule's limit.
+/// Decide what the rules do for `events`, within each rule's limit of firings per user. With `count` the
+/// firings are recorded; a dry run leaves them as they are.
 async fn plan(
     tx: &mut TenantTx,
     rules: &[Rule],
     events: &[Event],
     journal: &mut Journal,
     context: &Context,
+    count: bool,
 ) -> ApiResult<Vec<Planned>> {
     let mut ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
     ids.sort_unstable();
@@ -634,6 +627,9 @@ async fn plan(
                 depth: event.depth,
             });
         }
+    }
+    if !count {
+        return Ok(planned);
     }
     let now = now_ms();
     let rows: Vec<Vec<Arg>> = firings
@@ -1041,35 +1037,8 @@ pub async fn apply_rule_to(
         })
         .collect();
     let mut journal = Journal::default();
-    let planned = if dry_run {
-        let ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
-        let facts = load_facts(tx, &ids).await?;
-        let mut fired: HashMap<String, i64> = HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            let mut sql = Sql::tenant("SELECT user_id, fires FROM rule_firings WHERE tenant_id = $1 AND rule_id = ");
-            sql.push_bind(rule.id.clone()).push(" AND user_id IN (");
-            sql.push_list(chunk.iter().copied()).push(")");
-            for row in tx.fetch_all_sql(&sql).await? {
-                fired.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-        events
-            .iter()
-            .filter(|e| facts.get(&e.user_id).is_some_and(|f| rule.matches(&e.trigger, f)))
-            .filter(|e| fired.get(&e.user_id).copied().unwrap_or(0) < rule.max_fires)
-            .flat_map(|e| {
-                rule.def.then.iter().map(|a| Planned {
-                    user_id: e.user_id.clone(),
-                    source: rule.source(),
-                    trigger: "retroactive",
-                    action: a.clone(),
-                    depth: 0,
-                })
-            })
-            .collect::<Vec<_>>()
-    } else {
-        plan(tx, std::slice::from_ref(rule), &events, &mut journal, context).await?
-    };
+    // A dry run plans exactly as a real run would, and writes nothing (its journal is dropped).
+    let planned = plan(tx, std::slice::from_ref(rule), &events, &mut journal, context, !dry_run).await?;
     let mut affected: Vec<(String, Vec<Action>)> = Vec::new();
     for p in &planned {
         match affected.last_mut() {
