@@ -22,7 +22,18 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::db::backend::redact_url(&self.0))
+        // A database URL shows everything but its password (it says which database is meant); any other
+        // secret (a mail password) shows only whether it is set.
+        if ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.0.starts_with(p))
+        {
+            f.write_str(&crate::db::backend::redact_url(&self.0))
+        } else if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("****")
+        }
     }
 }
 
@@ -69,6 +80,11 @@ pub struct Config {
     pub auth_cache_ms: u64,
     /// Plugin limits and storage (`[plugins]`, with `[plugins.limits.<kind>]`).
     pub plugins: crate::plugins::limits::PluginSettings,
+    /// Outgoing mail (`[mail]`); off unless configured.
+    pub mail: crate::mail::MailSettings,
+    /// Where this replica keeps its copy of academies' uploaded theme files (the database holds the
+    /// originals; the copy is rebuilt when missing).
+    pub themes_dir: String,
 }
 
 impl Default for Config {
@@ -83,10 +99,12 @@ impl Default for Config {
             session_hours: 12,
             max_body_bytes: 2 * 1024 * 1024,
             trust_forwarded_host: false,
+            themes_dir: "aula-themes".into(),
             login_max_failures: 5,
             login_window_secs: 900,
             auth_cache_ms: 2000,
             plugins: Default::default(),
+            mail: Default::default(),
         }
     }
 }
@@ -104,6 +122,7 @@ impl Config {
         };
         config.apply_env(|k| std::env::var(k).ok())?;
         config.plugins.validate().map_err(anyhow::Error::msg)?;
+        config.mail.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
@@ -138,11 +157,38 @@ impl Config {
         if let Some(v) = get("AULA_AUTH_CACHE_MS") {
             self.auth_cache_ms = parse("AULA_AUTH_CACHE_MS", v)?;
         }
+        if let Some(v) = get("AULA_THEMES_DIR") {
+            self.themes_dir = v;
+        }
         if let Some(v) = get("AULA_PLUGIN_FILES_DIR") {
             self.plugins.files_dir = v;
         }
         if let Some(v) = get("AULA_TRUST_FORWARDED_HOST") {
             self.trust_forwarded_host = parse("AULA_TRUST_FORWARDED_HOST", v)?;
+        }
+        if let Some(v) = get("AULA_MAIL_TRANSPORT") {
+            self.mail.transport = v.parse().map_err(|e| anyhow::anyhow!("AULA_MAIL_TRANSPORT {e}"))?;
+        }
+        if let Some(v) = get("AULA_MAIL_SMTP_HOST") {
+            self.mail.smtp_host = v;
+        }
+        if let Some(v) = get("AULA_MAIL_SMTP_PORT") {
+            self.mail.smtp_port = parse("AULA_MAIL_SMTP_PORT", v)?;
+        }
+        if let Some(v) = get("AULA_MAIL_SMTP_TLS") {
+            self.mail.smtp_tls = v.parse().map_err(|e| anyhow::anyhow!("AULA_MAIL_SMTP_TLS {e}"))?;
+        }
+        if let Some(v) = get("AULA_MAIL_SMTP_USERNAME") {
+            self.mail.smtp_username = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("AULA_MAIL_SMTP_PASSWORD") {
+            self.mail.smtp_password = Secret::new(v);
+        }
+        if let Some(v) = get("AULA_MAIL_FILE_DIR") {
+            self.mail.file_dir = v;
+        }
+        if let Some(v) = get("AULA_MAIL_FROM_ADDRESS") {
+            self.mail.from_address = Some(v).filter(|v| !v.is_empty());
         }
         Ok(())
     }
@@ -160,6 +206,46 @@ mod tests {
         let printed = format!("{c:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("aula:****@db"), "{printed}");
+    }
+
+    #[test]
+    fn mail_settings_come_from_the_environment_and_the_password_never_prints() {
+        let mut c = Config::default();
+        let env = [
+            ("AULA_MAIL_TRANSPORT", "smtp"),
+            ("AULA_MAIL_SMTP_HOST", "mail.example.com"),
+            ("AULA_MAIL_SMTP_PORT", "465"),
+            ("AULA_MAIL_SMTP_TLS", "tls"),
+            ("AULA_MAIL_SMTP_USERNAME", "aula"),
+            ("AULA_MAIL_SMTP_PASSWORD", "hunter2"),
+            ("AULA_MAIL_FROM_ADDRESS", "academy@example.com"),
+        ];
+        c.apply_env(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+            .unwrap();
+        assert_eq!(c.mail.transport, crate::mail::MailTransport::Smtp);
+        assert_eq!(c.mail.smtp_port, 465);
+        assert_eq!(c.mail.smtp_tls, crate::mail::SmtpTls::Tls);
+        assert_eq!(c.mail.smtp_password.expose(), "hunter2");
+        c.mail.validate().unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("sqlite:aula.db"), "{printed}");
+        let err = c
+            .apply_env(|k| (k == "AULA_MAIL_SMTP_TLS").then(|| "ssl".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("AULA_MAIL_SMTP_TLS"), "{err}");
+    }
+
+    #[test]
+    fn mail_section_reads_from_the_file() {
+        let c: Config = toml::from_str(
+            "[mail]\ntransport = \"file\"\nfile_dir = \"/tmp/mail\"\nfrom_address = \"noreply@acme.test\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.mail.transport, crate::mail::MailTransport::File);
+        assert_eq!(c.mail.file_dir, "/tmp/mail");
+        assert_eq!(c.mail.smtp_port, 587);
+        assert!(toml::from_str::<Config>("[mail]\ntransport = \"pigeon\"\n").is_err());
     }
 
     #[test]

@@ -270,6 +270,47 @@ impl Seed<'_> {
         Ok(())
     }
 
+    /// The academy's branding, organizations' overrides (by seed key) and uploaded theme files.
+    async fn branding(
+        &mut self,
+        settings: Value,
+        orgs: &[(&str, Value)],
+        files: &[(&str, &[u8])],
+    ) -> anyhow::Result<()> {
+        self.tx
+            .query(
+                "INSERT INTO tenant_branding (tenant_id, settings, theme_version, updated_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(settings.to_string())
+            .bind(i64::from(!files.is_empty()))
+            .bind(self.now)
+            .execute(self.tx.conn())
+            .await?;
+        for (key, settings) in orgs {
+            let org_id = self.orgs[key].0.clone();
+            self.tx
+                .query("INSERT INTO org_branding (tenant_id, org_id, settings, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(org_id)
+                .bind(settings.to_string())
+                .bind(self.now)
+                .execute(self.tx.conn())
+                .await?;
+        }
+        for (path, content) in files {
+            self.tx
+                .query(
+                    "INSERT INTO theme_files (tenant_id, path, content, size, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(path.to_string())
+                .bind(content.to_vec())
+                .bind(content.len() as i64)
+                .bind(self.now)
+                .execute(self.tx.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn finish(mut self, label: &str) -> anyhow::Result<()> {
         crate::audit::record(
             &mut self.tx,
@@ -619,6 +660,18 @@ async fn seed_acme(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()> {
         s.user(email, name, locale, &[org], tags, p(100 + i as u32, dept, "Specialist"))
             .await?;
     }
+    s.branding(
+        json!({
+            "colors": { "accent": "#0b7285", "link": "#0b7285" },
+            "wording": {
+                "*": { "catalog.title": "Acme course catalog", "home.lead": "Everything Acme people learn, in one place." },
+                "de": { "catalog.title": "Acme-Kurskatalog", "home.lead": "Alles, was man bei Acme lernt, an einem Ort." }
+            },
+        }),
+        &[("eng", json!({ "colors": { "accent": "#2f9e44" }, "wording": { "*": { "home.lead": "Courses for Acme engineers." } } }))],
+        &[],
+    )
+    .await?;
     s.finish("acme").await
 }
 
@@ -815,8 +868,25 @@ async fn seed_globex(db: &Db, tenant_id: &str, hash: &str) -> anyhow::Result<()>
         )
         .await?;
     }
+    s.branding(
+        json!({
+            "logo_url": "/theme/img/globex.svg",
+            "colors": { "accent": "#5f3dc4", "accent-text": "#ffffff", "link": "#5f3dc4", "background": "#f8f7fc" },
+            "font_family": "Georgia, \"Times New Roman\", serif",
+            "wording": {
+                "*": { "catalog.title": "Partner curriculum", "nav.catalog": "Curriculum", "home.lead": "Training for Globex partners: install, sell and support." }
+            },
+            "landing": "# Globex Partner Training\n\nCertification paths for installers, sellers and support staff of our partner companies.",
+        }),
+        &[("umbrella", json!({ "colors": { "accent": "#c92a2a" } }))],
+        &[("assets/img/globex.svg", GLOBEX_LOGO)],
+    )
+    .await?;
     s.finish("globex").await
 }
+
+/// The globex demo's uploaded logo (a theme file).
+const GLOBEX_LOGO: &[u8] = br##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><circle cx="20" cy="20" r="19" fill="#ffffff"/><circle cx="20" cy="20" r="15" fill="none" stroke="#5f3dc4" stroke-width="3"/><path d="M5 20h30M20 5c-6 8-6 22 0 30M20 5c6 8 6 22 0 30" fill="none" stroke="#5f3dc4" stroke-width="2"/></svg>"##;
 
 /// A demo course: code, title, language.
 type DemoCourse = (&'static str, &'static str, &'static str);
@@ -855,11 +925,11 @@ fn demo_plugins(tenant: &str) -> Vec<(&'static str, &'static str, Value)> {
                 json!({
                     "accent": "#d9480f",
                     "wording": {
-                        "*": { "welcome": "Welcome to Acme Academy", "catalog": "Course catalog" },
-                        "de": { "welcome": "Willkommen in der Acme Academy", "catalog": "Kurskatalog" }
+                        "*": { "home.lead": "Welcome to Acme Academy" },
+                        "de": { "home.lead": "Willkommen in der Acme Academy" }
                     },
                     "orgs": [ { "org": "Engineering", "colors": { "accent": "#2f9e44" },
-                                "wording": { "*": { "welcome": "Welcome, engineers" } } } ]
+                                "wording": { "*": { "home.lead": "Welcome, engineers" } } } ]
                 }),
             ),
             (
@@ -889,8 +959,8 @@ fn demo_plugins(tenant: &str) -> Vec<(&'static str, &'static str, Value)> {
                 json!({
                     "accent": "#5f3dc4",
                     "wording": {
-                        "*": { "welcome": "Globex partner training", "catalog": "Partner curriculum" },
-                        "fr": { "welcome": "Formation des partenaires Globex", "catalog": "Parcours partenaires" }
+                        "*": { "home.lead": "Globex partner training" },
+                        "fr": { "home.lead": "Formation des partenaires Globex", "catalog.title": "Parcours partenaires" }
                     },
                     "orgs": [ { "org": "Umbrella", "colors": { "accent": "#c92a2a" } } ]
                 }),

@@ -14,7 +14,9 @@ pub mod error;
 pub mod http;
 pub mod learning;
 pub mod lifecycle;
+pub mod mail;
 pub mod plugins;
+pub mod portal;
 pub mod scope;
 pub mod segments;
 pub mod state;
@@ -33,7 +35,8 @@ use tokio::net::TcpListener;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    router: axum::Router,
+    /// Shared with the portal (weakly), which runs its pages' API calls through it.
+    router: std::sync::Arc<axum::Router>,
 }
 
 impl Application {
@@ -50,7 +53,8 @@ impl Application {
     pub fn with(listener: TcpListener, db: Db, config: Config) -> Application {
         let (api_router, openapi) = http::api().finish();
         let state = AppState::new(db, config, openapi);
-        let router = http::router(api_router, state.clone());
+        let router = std::sync::Arc::new(http::router(api_router, state.clone()));
+        state.portal.attach(std::sync::Arc::downgrade(&router));
         Application {
             listener,
             state,
@@ -71,7 +75,9 @@ impl Application {
     /// Serve until `shutdown` completes, then finish the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let upkeep = tokio::spawn(learning::jobs::upkeep(self.state.db.clone()));
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = (*self.router)
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;

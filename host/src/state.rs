@@ -24,6 +24,10 @@ pub struct AppState {
     pub dummy_hash: Arc<String>,
     /// The plugin runtime (engine, linkers, loaded plugin versions).
     pub plugins: Arc<crate::plugins::runtime::Runtime>,
+    /// Outgoing mail.
+    pub mailer: Arc<crate::mail::Mailer>,
+    /// The branded portal (themes, languages, branding caches).
+    pub portal: Arc<crate::portal::Portal>,
 }
 
 impl AppState {
@@ -31,8 +35,14 @@ impl AppState {
     pub fn new(db: Db, config: Config, openapi: serde_json::Value) -> AppState {
         let plugins = crate::plugins::runtime::Runtime::new(config.plugins.clone())
             .unwrap_or_else(|e| panic!("the plugin runtime cannot start: {e:#}"));
+        let mailer = crate::mail::Mailer::new(&config.mail, &config.base_domain)
+            .unwrap_or_else(|e| panic!("the mailer cannot start: {e}"));
+        let portal = crate::portal::Portal::new(&config.themes_dir)
+            .unwrap_or_else(|e| panic!("the portal's default theme is broken: {e:#}"));
         AppState {
             plugins: Arc::new(plugins),
+            portal: Arc::new(portal),
+            mailer: Arc::new(mailer),
             db,
             tenants: Arc::new(TenantCache::new(&config.base_domain)),
             callers: Arc::new(crate::auth::CallerCache::new(

@@ -7,3 +7,8 @@
 //!     cargo test -p aula-tests                                # SQLite and PostgreSQL (a database per test)
 //! AULA_TEST_TRACE=1 cargo test -p aula-tests --test isolation -- --nocapture   # print every request
 //! ```
+//!
+//! The library itself holds the test doubles the host talks to over the network: [`smtp`], a real SMTP
+//! listener every test host sends its mail to (`TestApp::mail`).
+
+pub mod smtp;

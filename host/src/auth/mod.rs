@@ -2,7 +2,7 @@
 //! [`Caller`] (a tenant user with grants) or an [`Operator`].
 
 mod cache;
-mod extract;
+pub(crate) mod extract;
 pub mod password;
 
 pub use cache::{CallerCache, MAX_CALLERS};

@@ -6,7 +6,6 @@ use crate::auth::{Caller, CallerVia, RequestHost, SESSION_COOKIE, password, rand
 use crate::db::{new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::tenancy::HostTenant;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,23 +66,7 @@ async fn login(
     RequestHost(host): RequestHost,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let tenant = match host {
-        HostTenant::Tenant(t) => *t,
-        HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
-        HostTenant::Platform => {
-            return Err(ApiError::rule(
-                "tenant_host_required",
-                None,
-                "sign in on your academy's address",
-            ));
-        }
-    };
-    if tenant.suspended() {
-        return Err(ApiError::Forbidden {
-            code: "tenant_suspended",
-            message: "this academy is suspended".into(),
-        });
-    }
+    let tenant = super::common::public_academy(host, "sign in")?;
     let email = req.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 {
         return Err(ApiError::invalid("email", "must be an e-mail address"));
@@ -246,15 +229,22 @@ async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
+impl Me {
+    /// The signed-in caller as `GET /api/v1/me` shows them.
+    pub(super) fn of(caller: &Caller) -> Me {
+        Me {
+            id: caller.user_id.clone(),
+            email: caller.email.clone(),
+            name: caller.name.clone(),
+            tenant: caller.tenant.slug.clone(),
+            tenant_name: caller.tenant.name.clone(),
+            permissions: caller.grants.permission_names(),
+        }
+    }
+}
+
 async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
-    Ok(axum::Json(Me {
-        id: caller.user_id.clone(),
-        email: caller.email.clone(),
-        name: caller.name.clone(),
-        tenant: caller.tenant.slug.clone(),
-        tenant_name: caller.tenant.name.clone(),
-        permissions: caller.grants.permission_names(),
-    }))
+    Ok(axum::Json(Me::of(&caller)))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -248,3 +248,28 @@ pub fn time_field(field: &str, v: &str) -> Result<i64, ApiError> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
         .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
 }
+
+/// The academy of a public request's host (sign-in, sign-up, password reset): 404 for a host that names no
+/// academy, `tenant_host_required` on the platform's own host, 403 for a suspended academy. `doing` completes
+/// "… on your academy's address" (e.g. "sign in").
+pub fn public_academy(host: crate::tenancy::HostTenant, doing: &str) -> Result<crate::tenancy::Tenant, ApiError> {
+    use crate::tenancy::HostTenant;
+    let tenant = match host {
+        HostTenant::Tenant(t) => *t,
+        HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
+        HostTenant::Platform => {
+            return Err(ApiError::rule(
+                "tenant_host_required",
+                None,
+                format!("{doing} on your academy's address"),
+            ));
+        }
+    };
+    if tenant.suspended() {
+        return Err(ApiError::Forbidden {
+            code: "tenant_suspended",
+            message: "this academy is suspended".into(),
+        });
+    }
+    Ok(tenant)
+}

@@ -4,8 +4,10 @@
 pub mod api;
 pub mod common;
 
+mod account;
 mod audit;
 mod auth;
+mod branding;
 pub(crate) mod courses;
 mod enrollments;
 mod grants;
@@ -40,7 +42,9 @@ use tower_http::trace::TraceLayer;
 pub fn api() -> api::Api {
     let mut api = api::Api::new();
     auth::routes(&mut api);
+    account::routes(&mut api);
     tenant::routes(&mut api);
+    branding::routes(&mut api);
     users::routes(&mut api);
     orgs::routes(&mut api);
     tags::routes(&mut api);
@@ -68,6 +72,7 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
     Router::new()
         .merge(api_router)
         .merge(ops::router())
+        .merge(crate::portal::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), forget_callers_on_write))
@@ -108,6 +113,7 @@ async fn forget_callers_on_write(
     let response = next.run(req).await;
     if !reads && response.status().is_success() {
         state.callers.clear();
+        state.portal.branding.clear();
     }
     response
 }

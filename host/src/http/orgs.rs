@@ -158,7 +158,7 @@ pub async fn find(tx: &mut TenantTx, id: &str) -> Result<Option<OrgRow>, sqlx::E
 }
 
 /// Find an organization the caller reaches with `perm`, or 404 (outside the scope looks like nowhere).
-async fn find_in_reach(tx: &mut TenantTx, caller: &Caller, perm: Permission, id: &str) -> ApiResult<OrgRow> {
+pub(crate) async fn find_in_reach(tx: &mut TenantTx, caller: &Caller, perm: Permission, id: &str) -> ApiResult<OrgRow> {
     let reach = caller.grants.reach(perm);
     find(tx, id)
         .await?

@@ -162,7 +162,7 @@ fn answer<T: IntoResponse>(result: ApiResult<T>) -> Response {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -171,7 +171,7 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 
 /// The host the request was made to, for links that lead back to the same academy address. Only characters
 /// a host name (with port) can have are kept, so a crafted header cannot smuggle anything into a link.
-fn request_host(headers: &HeaderMap, state: &AppState, tenant: &Tenant) -> String {
+pub(super) fn request_host(headers: &HeaderMap, state: &AppState, tenant: &Tenant) -> String {
     let forwarded = state
         .config
         .trust_forwarded_host
@@ -707,23 +707,7 @@ fn hold_reason(placement: &Placement, tenant: &Tenant, decision: &Decision) -> O
 }
 
 async fn sign_up(state: &AppState, host: HostTenant, headers: &HeaderMap, req: SignupBody) -> ApiResult<Response> {
-    let tenant = match host {
-        HostTenant::Tenant(t) => *t,
-        HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
-        HostTenant::Platform => {
-            return Err(ApiError::rule(
-                "tenant_host_required",
-                None,
-                "sign up on your academy's address",
-            ));
-        }
-    };
-    if tenant.suspended() {
-        return Err(ApiError::Forbidden {
-            code: "tenant_suspended",
-            message: "this academy is suspended".into(),
-        });
-    }
+    let tenant = super::common::public_academy(host, "sign up")?;
     let email = email("email", &req.email)?;
     let name = text("name", &req.name, 200)?;
     password::check_new("password", &req.password)?;
@@ -1294,6 +1278,7 @@ async fn reject(
     // The held account never was in use: it goes, with everything attached to it. The sign-up record stays
     // (without the account) so that the decision can be read later.
     crate::learning::enroll::forget_user(&mut tx, &user_id).await?;
+    super::account::forget_user(&mut tx, &user_id).await?;
     for sql in [
         "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_tags WHERE tenant_id = $1 AND user_id = $2",

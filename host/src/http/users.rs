@@ -872,6 +872,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let before = load_in_reach(&mut tx, &reach, &id).await?;
     ensure_account_authority(&mut tx, &caller, &id).await?;
     crate::learning::enroll::forget_user(&mut tx, &id).await?;
+    super::account::forget_user(&mut tx, &id).await?;
     for sql in [
         "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_tags WHERE tenant_id = $1 AND user_id = $2",

@@ -127,6 +127,9 @@ pub const TABLES: &[Table] = &[
     table("sessions", &[text("id_hash"), TENANT, r("user_id"), int("created_at"), int("expires_at"), int("last_seen_at")], PRIVATE),
     table("api_tokens", &[id("id"), TENANT, r("user_id"), text("name"), text("prefix"), text("token_hash"), int("created_at"), int("expires_at"), int("revoked_at"), int("last_used_at")], PRIVATE),
     table("login_failures", &[id("id"), TENANT, text("email"), text("ip"), int("at")], PRIVATE),
+    // Password reset links are credentials; a person's notification preferences are theirs (exported only).
+    table("password_resets", &[id("id"), TENANT, r("user_id"), text("email"), text("secret_hash"), int("created_at"), int("expires_at"), int("used_at")], PRIVATE),
+    table("notification_preferences", &[TENANT, r("user_id"), text("kind"), text("mode"), int("updated_at")], EXPORT),
     // actor_id stays Text: it may name an operator, who is not part of the tenant; a user's id inside it is
     // still remapped because every text value is.
     // The academy's content (courses, lessons, programs, catalog visibility), its sign-up set-up and its rules
@@ -147,6 +150,10 @@ pub const TABLES: &[Table] = &[
     table("invitations", &[id("id"), TENANT, r("org_id"), text("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
     table("signups", &[id("id"), TENANT, r("user_id"), text("email"), text("via"), r("org_id"), r("invitation_id"), text("status"), text("reason"), text("actions"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
     table("rules", &[id("id"), TENANT, text("name"), int("enabled"), text("definition"), int("max_fires_per_user"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    // The academy's look (branding, organizations' overrides, uploaded theme files) is cloned with it.
+    table("tenant_branding", &[TENANT, text("settings"), int("theme_version"), int("updated_at")], EXPORT_CLONE),
+    table("org_branding", &[TENANT, r("org_id"), text("settings"), int("updated_at")], EXPORT_CLONE),
+    table("theme_files", &[TENANT, text("path"), bytes("content"), int("size"), int("updated_at")], EXPORT_CLONE),
     table("rule_firings", &[TENANT, r("rule_id"), r("user_id"), int("fires"), int("last_at")], EXPORT),
     table("automation_log", &[id("id"), TENANT, int("at"), text("user_id"), text("source"), text("trigger_name"), text("action"), text("outcome"), text("message")], EXPORT),
     table("jobs", &[id("id"), TENANT, text("kind"), text("status"), text("params"), text("result"), text("error"), text("created_by"), int("created_at"), int("started_at"), int("finished_at")], PRIVATE),

@@ -168,6 +168,14 @@ impl Client {
         }
     }
 
+    /// The session cookie's value, for a client signed in with a session (a browser's cookie, for page tests).
+    pub fn session(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// The host this client talks to.
     pub fn host(&self) -> &str {
         &self.host

@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 mod client;
 mod fixture;
 pub mod openapi;
@@ -138,6 +139,7 @@ struct Booted {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<anyhow::Result<()>>,
     callers: std::sync::Arc<aula::auth::CallerCache>,
+    mail: aula_tests::smtp::SmtpServer,
 }
 
 /// One running host with its own database and the demo academies.
@@ -150,6 +152,8 @@ pub struct TestApp {
     pub backend: Backend,
     /// The directory this host keeps plugin files in (`plugins.files_dir`), removed after the test.
     pub files_dir: PathBuf,
+    /// The SMTP server this host sends its mail to (`mail.transport = smtp`, no TLS), with what it received.
+    pub mail: aula_tests::smtp::SmtpServer,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -220,6 +224,7 @@ impl TestApp {
                 server: Some(b.server),
                 cleanup,
                 callers: b.callers,
+                mail: b.mail,
             },
             Err(panic) => {
                 cleanup.remove().await;
@@ -246,6 +251,17 @@ impl TestApp {
         };
         // Plugin files of this host only, never in the working directory.
         config.plugins.files_dir = files_dir.display().to_string();
+        // This host's copies of academies' theme files, removed with the plugin files.
+        config.themes_dir = files_dir.join("themes").display().to_string();
+        // Mail goes to an SMTP server of this host only, over plain TCP.
+        let mail = aula_tests::smtp::SmtpServer::start().await;
+        config.mail = aula::mail::MailSettings {
+            transport: aula::mail::MailTransport::Smtp,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: mail.port(),
+            smtp_tls: aula::mail::SmtpTls::None,
+            ..Default::default()
+        };
         configure(&mut config);
         let app = aula::Application::with(listener, db.clone(), config);
         let callers = app.state().callers.clone();
@@ -266,6 +282,7 @@ impl TestApp {
             shutdown: tx,
             server,
             callers,
+            mail,
         }
     }
 

@@ -116,6 +116,17 @@ const TABLES: &[(&str, &[&str])] = &[
     ("plugin_logs", &["id", "tenant_id", "plugin_id"]),
     ("plugin_faults", &["id", "tenant_id", "plugin_id", "kind"]),
     ("notices", &["id", "tenant_id", "kind", "target_id", "read_at"]),
+    (
+        "tenant_branding",
+        &["tenant_id", "settings", "theme_version", "updated_at"],
+    ),
+    ("org_branding", &["tenant_id", "org_id", "settings", "updated_at"]),
+    ("theme_files", &["tenant_id", "path", "size", "updated_at"]),
+    (
+        "password_resets",
+        &["id", "tenant_id", "user_id", "email", "expires_at"],
+    ),
+    ("notification_preferences", &["tenant_id", "user_id", "kind", "mode"]),
 ];
 
 impl Snapshot {
