@@ -303,6 +303,15 @@ async fn lesson_of_a_course_not_enrolled_in_is_refused(app: &TestApp) {
     let (status, mine) = nora.get("/api/v1/me/enrollments").await;
     assert_eq!(status, 200, "{mine}");
     assert!(list(&mine).iter().all(|e| e["course_id"] != course.as_str()), "{mine}");
+    let outline = nora
+        .send("GET", &format!("/api/v1/me/courses/{course}"), common::Body::None)
+        .await;
+    assert_eq!(
+        (outline.status.as_u16(), outline.code()),
+        (422, "not_enrolled"),
+        "{}",
+        outline.text
+    );
 }
 
 /// The manager of Sales EMEA enrolls only their own people, only in courses offered to their part of the
@@ -462,6 +471,27 @@ async fn learner_journey(app: &TestApp) {
     assert_eq!(done["progress"], 50, "{done}");
     assert_eq!(done["status"], "in_progress", "{done}");
     assert_eq!(done["certificate_code"], Value::Null, "{done}");
+
+    // The outline of one's own course: lessons in order with what is done, also once the catalog no
+    // longer offers the course.
+    let (status, _) = admin
+        .patch(&format!("/api/v1/courses/{course_id}"), json!({"visibility": "hidden"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, mine) = nora.get(&format!("/api/v1/me/courses/{course_id}")).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["enrollment"]["progress"], 50, "{mine}");
+    let lessons: Vec<(&str, bool)> = mine["lessons"]
+        .as_array()
+        .expect("lessons")
+        .iter()
+        .map(|l| (l["id"].as_str().unwrap(), l["done"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(lessons, vec![(text.as_str(), true), (quiz.as_str(), false)], "{mine}");
+    let (status, _) = admin
+        .patch(&format!("/api/v1/courses/{course_id}"), json!({"visibility": "tenant"}))
+        .await;
+    assert_eq!(status, 200);
 
     let attempts = format!("/api/v1/me/courses/{course_id}/lessons/{quiz}/attempts");
     let (status, failed) = nora.post(&attempts, json!({"answers": [[1], [0]]})).await;

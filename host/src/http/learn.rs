@@ -51,6 +51,13 @@ pub fn routes(api: &mut Api) {
         Op::get("/api/v1/me/enrollments", "Your learning: courses, progress, due dates"),
         get(my_enrollments),
     );
+    api.op_out::<MyCourse>(
+        Op::get(
+            "/api/v1/me/courses/{course_id}",
+            "A course you are enrolled in: your enrollment and its lessons, done or not",
+        ),
+        get(my_course),
+    );
     api.op_out::<LessonView>(
         Op::get(
             "/api/v1/me/courses/{course_id}/lessons/{lesson_id}",
@@ -195,6 +202,13 @@ pub struct CatalogDetail {
 async fn catalog_course(caller: Caller, Path(course_id): Path<String>) -> ApiResult<axum::Json<CatalogDetail>> {
     let mut tx = caller.db().begin_read().await?;
     let course = visible_course(&mut tx, &caller.user_id, &course_id).await?;
+    let lessons = outline(&mut tx, &caller.user_id, &course_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(CatalogDetail { course, lessons }))
+}
+
+/// A course's lessons in order, each marked done when the user completed it.
+async fn outline(tx: &mut TenantTx, user_id: &str, course_id: &str) -> ApiResult<Vec<OutlineLesson>> {
     let rows = tx
         .query(
             "SELECT l.id, l.position, l.kind, l.title, l.required, \
@@ -202,11 +216,10 @@ async fn catalog_course(caller: Caller, Path(course_id): Path<String>) -> ApiRes
               WHERE p.tenant_id = $1 AND p.lesson_id = l.id AND e.user_id = $3) AS done \
              FROM lessons l WHERE l.tenant_id = $1 AND l.course_id = $2 ORDER BY l.position, l.id",
         )
-        .bind(course_id.clone())
-        .bind(caller.user_id.clone())
+        .bind(course_id.to_owned())
+        .bind(user_id.to_owned())
         .fetch_all(tx.conn())
         .await?;
-    tx.commit().await?;
     let lessons = rows
         .iter()
         .map(|r| {
@@ -220,7 +233,33 @@ async fn catalog_course(caller: Caller, Path(course_id): Path<String>) -> ApiRes
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok(axum::Json(CatalogDetail { course, lessons }))
+    Ok(lessons)
+}
+
+/// A course you are enrolled in: your enrollment and the course's lessons.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct MyCourse {
+    enrollment: EnrollmentOut,
+    lessons: Vec<OutlineLesson>,
+}
+
+/// Works whether or not the catalog still offers the course to the learner (archived, or offered to other
+/// organizations since): being enrolled is what counts.
+async fn my_course(caller: Caller, Path(course_id): Path<String>) -> ApiResult<axum::Json<MyCourse>> {
+    let mut tx = caller.db().begin_read().await?;
+    let enrollment = progress::active_enrollment(&mut tx, &caller.user_id, &course_id).await?;
+    let mut sql = Sql::tenant(ENROLLMENT_SELECT);
+    sql.push(" AND e.id = ").push_bind(enrollment.id.as_str());
+    let row = tx
+        .fetch_optional_sql(&sql)
+        .await?
+        .ok_or(ApiError::NotFound { what: "enrollment" })?;
+    let lessons = outline(&mut tx, &caller.user_id, &course_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(MyCourse {
+        enrollment: enrollment_from_row(&row)?,
+        lessons,
+    }))
 }
 
 /// What enrolling yourself did.

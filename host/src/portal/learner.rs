@@ -308,42 +308,26 @@ async fn learning(State(state): State<AppState>, visit: Visit) -> Response {
     visit.render(&state, "learning", "learner/learning", data).await
 }
 
-/// The learner's enrollment in a course, from their list (`None`: not enrolled, or dropped).
-async fn my_enrollment(state: &AppState, visit: &Visit, course_id: &str) -> Result<Option<Value>, PageError> {
-    let list = visit.get(state, "/api/v1/me/enrollments").await?;
-    Ok(list
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["course_id"] == course_id))
-        .map(enrollment_view))
-}
-
 async fn course_lessons(State(state): State<AppState>, visit: Visit, Path(course_id): Path<String>) -> Response {
     if let Err(e) = visit.require_user() {
         return visit.error(&state, e).await;
     }
-    let enrollment = match my_enrollment(&state, &visit, &course_id).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return Redirect::to(&format!("/catalog/{}", seg(&course_id))).into_response(),
+    let mine = match visit
+        .get(&state, &format!("/api/v1/me/courses/{}", seg(&course_id)))
+        .await
+    {
+        Ok(v) => v,
+        Err(PageError::Api { code, .. }) if code == "not_enrolled" => {
+            return Redirect::to(&format!("/catalog/{}", seg(&course_id))).into_response();
+        }
         Err(e) => return problem(&state, &visit, e, ("/learn", "learn.back")).await,
     };
-    // The outline with each lesson's done mark comes from the catalog; a course the learner was enrolled
-    // in that the catalog no longer offers them has no outline to show.
-    let outline = visit
-        .get(&state, &format!("/api/v1/catalog/{}", seg(&course_id)))
-        .await
-        .ok();
-    let lessons: Vec<Value> = outline
-        .as_ref()
-        .and_then(|c| c["lessons"].as_array())
-        .cloned()
-        .unwrap_or_default();
+    let lessons: Vec<Value> = mine["lessons"].as_array().cloned().unwrap_or_default();
     let next = lessons.iter().find(|l| l["done"] != json!(true)).cloned();
     let data = json!({
-        "enrollment": enrollment,
-        "course": outline,
+        "enrollment": enrollment_view(&mine["enrollment"]),
         "lessons": lessons,
         "next": next,
-        "has_outline": outline.is_some(),
     });
     visit.render(&state, "learning", "learner/lessons", data).await
 }
