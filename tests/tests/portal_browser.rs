@@ -18,6 +18,7 @@ scenarios!(
     learner_signs_up_enrolls_and_sees_progress,
     manager_admin_pages_show_only_their_subtree,
     pages_carry_a_csp_and_forms_need_the_csrf_field,
+    an_admin_previews_then_saves_branding,
 );
 
 const PASSWORD: &str = "a-long-enough-password";
@@ -511,4 +512,32 @@ fn csrf_field(html: &str) -> Option<String> {
         };
         (attr("name")? == "_csrf").then(|| attr("value")).flatten()
     })
+}
+
+/// The branding page: the Preview button shows unsaved colors in the preview frame and saves nothing; Save
+/// changes the academy's header.
+async fn an_admin_previews_then_saves_branding(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let (_, saved) = admin.get("/api/v1/branding").await;
+    let browser = Browser::start(app, "an_admin_previews_then_saves_branding").await;
+    sign_in(&browser, "acme", "admin@acme.test", aula::demo::DEMO_PASSWORD).await;
+    browser.open("acme", "/admin/branding").await;
+    let before = browser.style(".site-header", "background-color").await;
+    browser.screenshot("1-branding").await;
+    browser.fill("form#branding input[name=color_accent]", "#e8590c").await;
+    browser
+        .click("form#branding button[formaction=\"/admin/branding/preview\"]")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    browser.screenshot("2-preview").await;
+    assert_eq!(admin.get("/api/v1/branding").await.1, saved, "a preview saves nothing");
+    assert_eq!(browser.style(".site-header", "background-color").await, before);
+    browser.click_and_wait("form#branding button:not([formaction])").await;
+    browser.screenshot("3-saved").await;
+    assert_eq!(
+        browser.style(".site-header", "background-color").await,
+        "rgb(232, 89, 12)"
+    );
+    let (_, now) = admin.get("/api/v1/branding").await;
+    assert_eq!(now["settings"]["colors"]["accent"], "#e8590c", "{now}");
 }

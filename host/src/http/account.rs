@@ -63,7 +63,7 @@ pub fn routes(api: &mut Api) {
         .status(204),
         post(reset_password),
     );
-    api.op_io::<MePatch, Account>(
+    api.op_io::<MePatch, Me>(
         Op::patch("/api/v1/me", "Change your own name and language"),
         patch(update_me),
     );
@@ -370,15 +370,7 @@ struct MePatch {
 }
 
 /// The signed-in user, as `GET /api/v1/me` shows them, with their language.
-#[derive(Serialize, schemars::JsonSchema)]
-struct Account {
-    #[serde(flatten)]
-    me: Me,
-    /// Your language; `null`: the academy's default applies.
-    locale: Option<String>,
-}
-
-async fn update_me(mut caller: Caller, Json(req): Json<MePatch>) -> ApiResult<axum::Json<Account>> {
+async fn update_me(mut caller: Caller, Json(req): Json<MePatch>) -> ApiResult<axum::Json<Me>> {
     let name = req.name.as_deref().map(|n| text("name", n, 200)).transpose()?;
     if let Some(Some(locale)) = &req.locale {
         let allowed = &caller.tenant.settings.allowed_locales;
@@ -421,10 +413,7 @@ async fn update_me(mut caller: Caller, Json(req): Json<MePatch>) -> ApiResult<ax
     .await?;
     tx.commit().await?;
     caller.name = name;
-    Ok(axum::Json(Account {
-        me: Me::of(&caller),
-        locale,
-    }))
+    Ok(axum::Json(Me::of(&caller, locale)))
 }
 
 /// How a notification reaches its person.

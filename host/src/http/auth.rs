@@ -54,6 +54,8 @@ pub struct Me {
     tenant: String,
     tenant_name: String,
     permissions: Vec<&'static str>,
+    /// Your language; `null`: your organization's or the academy's default applies.
+    locale: Option<String>,
 }
 
 fn client_ip(parts_ip: Option<SocketAddr>) -> String {
@@ -96,7 +98,7 @@ async fn login(
         .await?
         .try_get(0)?;
     let user = tx
-        .query("SELECT id, name, status, password_hash FROM users WHERE tenant_id = $1 AND lower(email) = $2")
+        .query("SELECT id, name, status, password_hash, locale FROM users WHERE tenant_id = $1 AND lower(email) = $2")
         .bind(email.clone())
         .fetch_optional(tx.conn())
         .await?;
@@ -170,6 +172,7 @@ async fn login(
         tenant: tenant.slug.clone(),
         tenant_name: tenant.name.clone(),
         permissions: grants.permission_names(),
+        locale: user.try_get("locale")?,
     };
     let mut response = axum::Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -231,8 +234,9 @@ async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {
 
 impl Me {
     /// The signed-in caller as `GET /api/v1/me` shows them.
-    pub(super) fn of(caller: &Caller) -> Me {
+    pub(super) fn of(caller: &Caller, locale: Option<String>) -> Me {
         Me {
+            locale,
             id: caller.user_id.clone(),
             email: caller.email.clone(),
             name: caller.name.clone(),
@@ -244,7 +248,15 @@ impl Me {
 }
 
 async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
-    Ok(axum::Json(Me::of(&caller)))
+    let mut tx = caller.db().begin_read().await?;
+    let locale: Option<String> = tx
+        .query("SELECT locale FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(caller.user_id.clone())
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?;
+    tx.commit().await?;
+    Ok(axum::Json(Me::of(&caller, locale)))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -17,7 +17,7 @@ fn sample_catalog(words: &serde_json::Map<String, Value>) -> Value {
             {"id": "preview-2", "code": "PREVIEW-102", "title": text("preview.course_two"), "summary": text("preview.summary"),
              "language": "en", "estimated_minutes": 45, "enrollment_status": null, "progress": null, "request_pending": false}
         ],
-        "q": "", "language": "", "languages": ["en"],
+        "q": "", "language": "", "languages": ["en"], "count": 2, "filtered": false,
     })
 }
 
