@@ -82,6 +82,8 @@ pub struct Config {
     pub plugins: crate::plugins::limits::PluginSettings,
     /// Outgoing mail (`[mail]`); off unless configured.
     pub mail: crate::mail::MailSettings,
+    /// The outbox, delivery and the notification scheduler (`[notifications]`).
+    pub notifications: crate::notify::NotifySettings,
     /// Where this replica keeps its copy of academies' uploaded theme files (the database holds the
     /// originals; the copy is rebuilt when missing).
     pub themes_dir: String,
@@ -105,6 +107,7 @@ impl Default for Config {
             auth_cache_ms: 2000,
             plugins: Default::default(),
             mail: Default::default(),
+            notifications: Default::default(),
         }
     }
 }
@@ -123,6 +126,7 @@ impl Config {
         config.apply_env(|k| std::env::var(k).ok())?;
         config.plugins.validate().map_err(anyhow::Error::msg)?;
         config.mail.validate().map_err(anyhow::Error::msg)?;
+        config.notifications.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
@@ -189,6 +193,21 @@ impl Config {
         }
         if let Some(v) = get("AULA_MAIL_FROM_ADDRESS") {
             self.mail.from_address = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("AULA_NOTIFICATIONS_ENABLED") {
+            self.notifications.enabled = parse("AULA_NOTIFICATIONS_ENABLED", v)?;
+        }
+        if let Some(v) = get("AULA_NOTIFICATIONS_POLL_MS") {
+            self.notifications.poll_ms = parse("AULA_NOTIFICATIONS_POLL_MS", v)?;
+        }
+        if let Some(v) = get("AULA_NOTIFICATIONS_SCHEDULE_MS") {
+            self.notifications.schedule_ms = parse("AULA_NOTIFICATIONS_SCHEDULE_MS", v)?;
+        }
+        if let Some(v) = get("AULA_NOTIFICATIONS_LEASE_MS") {
+            self.notifications.lease_ms = parse("AULA_NOTIFICATIONS_LEASE_MS", v)?;
+        }
+        if let Some(v) = get("AULA_NOTIFICATIONS_LINK_PORT") {
+            self.notifications.link_port = Some(parse("AULA_NOTIFICATIONS_LINK_PORT", v)?);
         }
         Ok(())
     }

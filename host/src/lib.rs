@@ -15,8 +15,10 @@ pub mod http;
 pub mod learning;
 pub mod lifecycle;
 pub mod mail;
+pub mod notify;
 pub mod plugins;
 pub mod portal;
+pub mod reports;
 pub mod scope;
 pub mod segments;
 pub mod state;
@@ -75,6 +77,7 @@ impl Application {
     /// Serve until `shutdown` completes, then finish the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let upkeep = tokio::spawn(learning::jobs::upkeep(self.state.db.clone()));
+        let notifications = tokio::spawn(notify::run(self.state.clone()));
         let service = (*self.router)
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -82,6 +85,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await?;
         upkeep.abort();
+        notifications.abort();
         Ok(())
     }
 }

@@ -5,6 +5,10 @@
 //! (with dot-unstuffing), `RSET`, `NOOP`, `QUIT` — over plain TCP (the host's `smtp_tls = none`), several
 //! messages per connection, several connections at once.
 //!
+//! [`SmtpServer::start_with`] starts one that misbehaves once, as a server (or a network) can in the middle
+//! of a message: it stops answering after taking a message ([`Stall::AfterDot`]) or stops reading in the
+//! middle of one ([`Stall::BeforeDot`]), so tests can kill a client at exactly that point.
+//!
 //! ```no_run
 //! # async fn example() {
 //! let smtp = aula_tests::smtp::SmtpServer::start().await;
@@ -19,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -27,6 +31,46 @@ use tokio::task::{JoinHandle, JoinSet};
 const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 /// The longest command line accepted (RFC 5321 allows 512 octets; extensions add a little).
 const MAX_LINE_BYTES: usize = 4096;
+/// The receive buffer of connections to a server started with [`SmtpServer::start_with`]. Kept small (and
+/// so fixed: the kernel does not grow it) so that a server that stops reading soon stops the client's
+/// writes too.
+const STALL_RECEIVE_BUFFER: u32 = 64 * 1024;
+
+/// How the server misbehaves, once: at the `message`-th message (1-based, counted over every connection
+/// from the moment the stall was set). The connection it happens on then stays open, without another byte
+/// read or written, until the server is dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stall {
+    /// Behave (the default).
+    #[default]
+    Never,
+    /// Read the message whole, final `.` included, and record it as received (a server is responsible for
+    /// a message once it has the dot), then never answer it.
+    AfterDot {
+        /// Which message (1 is the first).
+        message: usize,
+    },
+    /// Stop reading in the middle of the message's content, right after its header block: the final `.`
+    /// never arrives, so the message is not received. The client is left waiting in the middle of the
+    /// content only if the rest of the message is larger than what the connection buffers (the client's
+    /// send buffer plus this server's small receive buffer); a shorter message is written whole, dot
+    /// included, into those buffers, and the client cannot tell this stall from [`Stall::AfterDot`].
+    BeforeDot {
+        /// Which message (1 is the first).
+        message: usize,
+    },
+}
+
+/// Where the server stalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stalled {
+    /// Which message (1 is the first).
+    pub message: usize,
+    /// Its `Message-ID` header, angle brackets included, if it had one.
+    pub message_id: Option<String>,
+    /// Whether it was received (after the dot) or not (before it).
+    pub received: bool,
+}
 
 /// One message as the server received it.
 #[derive(Debug, Clone)]
@@ -67,6 +111,11 @@ impl Received {
             }
         }
         found.map(|v| decode_words(&v))
+    }
+
+    /// The `Message-ID` header, angle brackets included.
+    pub fn message_id(&self) -> Option<String> {
+        self.header("message-id")
     }
 
     /// The decoded subject.
@@ -165,9 +214,33 @@ fn decode_quoted_printable(text: &str) -> Vec<u8> {
     out
 }
 
-#[derive(Default)]
+/// What every connection shares: the messages received, and the stall with the number of messages begun
+/// since it was set.
 struct Mailbox {
     messages: Mutex<Vec<Received>>,
+    stall: Mutex<(Stall, usize)>,
+    stalled: watch::Sender<Option<Stalled>>,
+}
+
+impl Mailbox {
+    fn new(stall: Stall) -> Mailbox {
+        Mailbox {
+            messages: Mutex::new(Vec::new()),
+            stall: Mutex::new((stall, 0)),
+            stalled: watch::channel(None).0,
+        }
+    }
+
+    /// Count one more message begun; its number, and whether it is the one to stall on.
+    fn begin_message(&self) -> (usize, Stall) {
+        let mut stall = self.stall.lock().expect("stall lock");
+        stall.1 += 1;
+        let n = stall.1;
+        match stall.0 {
+            Stall::AfterDot { message } | Stall::BeforeDot { message } if message == n => (n, stall.0),
+            _ => (n, Stall::Never),
+        }
+    }
 }
 
 /// A running SMTP server. Dropping it stops the listener and every open connection.
@@ -175,6 +248,7 @@ pub struct SmtpServer {
     addr: SocketAddr,
     mailbox: Arc<Mailbox>,
     count: watch::Receiver<usize>,
+    stalled: watch::Receiver<Option<Stalled>>,
     task: JoinHandle<()>,
 }
 
@@ -184,15 +258,55 @@ impl SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the test SMTP server");
+        SmtpServer::serve(listener, Stall::Never)
+    }
+
+    /// Listen on 127.0.0.1 and a free port, with connections whose receive buffer is small, and stall as
+    /// `stall` says ([`SmtpServer::set_stall`] changes it later).
+    pub async fn start_with(stall: Stall) -> SmtpServer {
+        let socket = TcpSocket::new_v4().expect("a socket for the test SMTP server");
+        socket
+            .set_recv_buffer_size(STALL_RECEIVE_BUFFER)
+            .expect("set the test SMTP server's receive buffer");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind the test SMTP server");
+        let listener = socket.listen(128).expect("listen on the test SMTP server");
+        SmtpServer::serve(listener, stall)
+    }
+
+    fn serve(listener: TcpListener, stall: Stall) -> SmtpServer {
         let addr = listener.local_addr().expect("the SMTP server's address");
-        let mailbox = Arc::new(Mailbox::default());
+        let mailbox = Arc::new(Mailbox::new(stall));
+        let stalled = mailbox.stalled.subscribe();
         let (tx, count) = watch::channel(0usize);
         let task = tokio::spawn(accept(listener, mailbox.clone(), tx));
         SmtpServer {
             addr,
             mailbox,
             count,
+            stalled,
             task,
+        }
+    }
+
+    /// Stall as `stall` says from now on, counting messages afresh (`Stall::Never`: behave). A connection
+    /// that already stalled stays stalled; new messages and connections behave as told here.
+    pub fn set_stall(&self, stall: Stall) {
+        *self.mailbox.stall.lock().expect("stall lock") = (stall, 0);
+        self.mailbox.stalled.send_replace(None);
+    }
+
+    /// Wait until the server stalls, and say where; panics, saying how many messages arrived, when `timeout`
+    /// passes first.
+    pub async fn wait_stalled(&self, timeout: Duration) -> Stalled {
+        let mut stalled = self.stalled.clone();
+        match tokio::time::timeout(timeout, stalled.wait_for(Option::is_some)).await {
+            Ok(Ok(s)) => s.clone().expect("waited for a stall"),
+            _ => panic!(
+                "the server did not stall within {timeout:?}; {} message(s) arrived",
+                self.messages().len()
+            ),
         }
     }
 
@@ -326,21 +440,46 @@ async fn session(stream: TcpStream, mailbox: Arc<Mailbox>, count: Arc<watch::Sen
             },
             "DATA" if envelope.to.is_empty() => reply!("503 5.5.1 RCPT TO first"),
             "DATA" => {
+                let (number, stall) = mailbox.begin_message();
                 reply!("354 end data with <CR><LF>.<CR><LF>");
-                let Some(data) = read_data(&mut read).await else { return };
                 let done = std::mem::take(&mut envelope);
+                if matches!(stall, Stall::BeforeDot { .. }) {
+                    let Some(head) = read_head(&mut read).await else { return };
+                    let head = Received {
+                        from: done.from.unwrap_or_default(),
+                        to: done.to,
+                        data: head,
+                    };
+                    mailbox.stalled.send_replace(Some(Stalled {
+                        message: number,
+                        message_id: head.message_id(),
+                        received: false,
+                    }));
+                    return std::future::pending().await;
+                }
+                let Some(data) = read_data(&mut read).await else { return };
                 match data {
                     Some(data) => {
+                        let received = Received {
+                            from: done.from.unwrap_or_default(),
+                            to: done.to,
+                            data,
+                        };
+                        let message_id = received.message_id();
                         let n = {
                             let mut messages = mailbox.messages.lock().expect("mailbox lock");
-                            messages.push(Received {
-                                from: done.from.unwrap_or_default(),
-                                to: done.to,
-                                data,
-                            });
+                            messages.push(received);
                             messages.len()
                         };
                         count.send_replace(n);
+                        if matches!(stall, Stall::AfterDot { .. }) {
+                            mailbox.stalled.send_replace(Some(Stalled {
+                                message: number,
+                                message_id,
+                                received: true,
+                            }));
+                            return std::future::pending().await;
+                        }
                         reply!(format!("250 2.0.0 OK queued as {n}"));
                     }
                     None => reply!("552 5.3.4 message too big"),
@@ -381,6 +520,26 @@ async fn read_line(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Opti
         return None;
     }
     Some(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The header block of the message after `DATA`, up to and without the empty line that ends it (or the
+/// line holding only `.`, if that comes first); `None` when the client is gone first.
+async fn read_head(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = Vec::new();
+        let n = read.read_until(b'\n', &mut line).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let content = text.trim_end_matches(['\r', '\n']);
+        if content.is_empty() || content == "." || head.len() > MAX_MESSAGE_BYTES {
+            return Some(head);
+        }
+        head.push_str(content.strip_prefix('.').unwrap_or(content));
+        head.push_str("\r\n");
+    }
 }
 
 /// The message after `DATA`, up to the line holding only `.`, with leading dots unstuffed. `None` when the

@@ -162,6 +162,13 @@ async fn login(
         .bind(now)
         .execute(tx.conn())
         .await?;
+    // Every successful sign-in, for the activity report (written with the session, so both or neither).
+    tx.query("INSERT INTO login_events (id, tenant_id, user_id, at) VALUES ($2, $1, $3, $4)")
+        .bind(new_id())
+        .bind(user_id.clone())
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
     let grants = crate::auth::load_grants(&mut tx, &user_id).await?;
     tx.commit().await?;
 

@@ -812,7 +812,17 @@ async fn approve(
         course_id: request.course_id.clone(),
         due_at: None,
     };
-    enroll::enroll_many(&mut tx, &[item], &Source::person(&caller.actor()), "approval").await?;
+    let enrolled = enroll::enroll_many(&mut tx, &[item], &Source::person(&caller.actor()), "approval").await?;
+    if let Some(enrollment) = enrolled.first().filter(|e| e.changed()) {
+        let event = crate::notify::Event::enrollment(
+            crate::notify::Kind::Approved,
+            &request.user_id,
+            &request.course_id,
+            enrollment.id(),
+        )
+        .by(Some(&caller.user_id));
+        crate::notify::emit(&mut tx, &[event]).await?;
+    }
     record(
         &mut tx,
         &caller.actor(),

@@ -12,12 +12,14 @@ pub(crate) mod courses;
 mod enrollments;
 mod grants;
 mod learn;
+mod notifications;
 mod ops;
 pub(crate) mod orgs;
 mod platform;
 mod plugins;
 mod profile_fields;
 mod programs;
+mod reports;
 mod roles;
 mod rules;
 mod segments;
@@ -58,10 +60,12 @@ pub fn api() -> api::Api {
     plugins::routes(&mut api);
     enrollments::routes(&mut api);
     learn::routes(&mut api);
+    notifications::routes(&mut api);
     rules::routes(&mut api);
     platform::routes(&mut api);
     courses::routes(&mut api);
     programs::routes(&mut api);
+    reports::routes(&mut api);
     api
 }
 

@@ -498,7 +498,13 @@ struct NewUser {
     /// Tag ids to give the user.
     #[serde(default)]
     tag_ids: Vec<String>,
+    /// E-mail the user an invitation with a link to choose their password (it works once, for 7 days).
+    #[serde(default)]
+    invite: bool,
 }
+
+/// How long an invitation's password link works.
+const INVITATION_LINK_MS: i64 = 7 * 86_400_000;
 
 async fn create(
     State(state): State<AppState>,
@@ -612,6 +618,31 @@ async fn create(
         Change::created("user.create", "user", &id, json!(user)),
     )
     .await?;
+    if req.invite {
+        // The link is a password reset link that lives longer; only its hash is stored.
+        let token = crate::auth::random_secret();
+        let now = crate::db::now_ms();
+        tx.query(
+            "INSERT INTO password_resets (id, tenant_id, user_id, email, secret_hash, created_at, expires_at) \
+             VALUES ($2, $1, $3, $4, $5, $6, $7)",
+        )
+        .bind(crate::db::new_id())
+        .bind(id.clone())
+        .bind(email.clone())
+        .bind(crate::auth::secret_hash(&token))
+        .bind(now)
+        .bind(now + INVITATION_LINK_MS)
+        .execute(tx.conn())
+        .await?;
+        let link = format!(
+            "{}/password-reset/{token}",
+            crate::notify::academy_url(&state, &caller.tenant)
+        );
+        let event = crate::notify::Event::about(crate::notify::Kind::Invited, &id)
+            .by(Some(&caller.user_id))
+            .with("link", link);
+        crate::notify::emit(&mut tx, &[event]).await?;
+    }
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), pending).await;
     Ok((StatusCode::CREATED, axum::Json(user)))

@@ -2,6 +2,7 @@
 
 use super::{CHUNK, DAY_MS, Source, push_rows};
 use crate::db::{Arg, Sql, TenantTx, new_id, now_ms};
+use crate::notify;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
@@ -160,10 +161,25 @@ pub async fn enroll_many(
         }
         insert_history(tx, &history).await?;
     }
-    Ok(items
+    let results: Vec<Enrolled> = items
         .iter()
         .map(|i| done[&(i.user_id.clone(), i.course_id.clone())].clone())
-        .collect())
+        .collect();
+    // An approved request is told as "approved" by its approver; everything else as "enrolled".
+    if origin != "approval" {
+        let mut told = HashSet::new();
+        let events: Vec<notify::Event> = items
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.changed() && told.insert(r.id().to_owned()))
+            .map(|(i, r)| {
+                notify::Event::enrollment(notify::Kind::Enrolled, &i.user_id, &i.course_id, r.id())
+                    .by(source.person_id())
+            })
+            .collect();
+        notify::emit(tx, &events).await?;
+    }
+    Ok(results)
 }
 
 async fn course_due_days<'a>(

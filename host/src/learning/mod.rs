@@ -61,6 +61,14 @@ impl Source {
         }
     }
 
+    /// The person who acted, if a person did.
+    pub fn person_id(&self) -> Option<&str> {
+        match self {
+            Source::Person { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     /// The person behind a caller.
     pub fn person(actor: &Actor) -> Source {
         match &actor.id {

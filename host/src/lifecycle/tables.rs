@@ -167,6 +167,19 @@ pub const TABLES: &[Table] = &[
     table("plugin_logs", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("level"), text("message")], PRIVATE),
     table("plugin_faults", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("hook"), text("kind"), text("message"), int("elapsed_ms")], PRIVATE),
     table("notices", &[id("id"), TENANT, text("kind"), text("subject"), text("body"), text("target_type"), text("target_id"), int("created_at"), int("read_at")], EXPORT),
+    // Notifications: the academy's sender settings and mail templates are configuration (cloned); the
+    // outbox, messages and their delivery attempts are operational and may hold secret links (reset mails),
+    // so they never leave the host. Sign-in events, report presets and report schedules belong to people
+    // (exported, not cloned: a schedule runs with its owner's scope and mails its chosen recipients).
+    table("notification_settings", &[TENANT, text("sender_name"), text("sender_address"), text("reply_to"), int("due_soon_days"), int("digest_hour"), int("updated_at")], EXPORT_CLONE),
+    table("notification_templates", &[id("id"), TENANT, text("kind"), text("locale"), text("subject"), text("body_text"), text("body_html"), int("created_at"), int("updated_at")], EXPORT_CLONE),
+    table("outbox_events", &[id("id"), TENANT, text("kind"), text("user_id"), text("course_id"), text("enrollment_id"), text("actor_id"), text("data"), text("dedupe_key"), int("created_at"), int("claimed_until"), int("attempts"), text("last_error"), int("processed_at")], PRIVATE),
+    table("messages", &[id("id"), TENANT, text("event_id"), text("kind"), text("recipient_id"), text("to_address"), text("to_name"), text("locale"), text("subject"), text("body_text"), text("body_html"), text("attachment_name"), text("attachment_type"), bytes("attachment"), text("source"), text("status"), text("reason"), int("attempts"), int("next_attempt_at"), int("lease_until"), text("digest_id"), text("message_id"), int("created_at"), int("sent_at")], PRIVATE),
+    table("message_attempts", &[id("id"), TENANT, r("message_id"), int("attempt"), int("started_at"), int("finished_at"), text("outcome"), text("detail")], PRIVATE),
+    table("schedule_slots", &[TENANT, text("job"), text("slot"), int("claimed_at")], PRIVATE),
+    table("login_events", &[id("id"), TENANT, r("user_id"), int("at")], EXPORT),
+    table("report_presets", &[id("id"), TENANT, r("owner_id"), text("name"), text("report"), text("params"), int("created_at"), int("updated_at")], EXPORT),
+    table("report_schedules", &[id("id"), TENANT, r("owner_id"), text("name"), text("report"), text("params"), text("format"), text("frequency"), int("hour"), int("weekday"), int("monthday"), text("recipients"), int("active"), int("next_run_at"), int("last_run_at"), text("last_status"), int("created_at"), int("updated_at")], EXPORT),
     table("audit_log", &[id("id"), TENANT, int("at"), text("actor_type"), text("actor_id"), text("actor_label"), text("action"), text("target_type"), r("target_id"), text("before"), text("after"), text("request_id")], EXPORT),
 ];
 

@@ -127,6 +127,38 @@ const TABLES: &[(&str, &[&str])] = &[
         &["id", "tenant_id", "user_id", "email", "expires_at"],
     ),
     ("notification_preferences", &["tenant_id", "user_id", "kind", "mode"]),
+    (
+        "notification_settings",
+        &["tenant_id", "sender_name", "sender_address", "updated_at"],
+    ),
+    (
+        "notification_templates",
+        &["id", "tenant_id", "kind", "locale", "subject", "updated_at"],
+    ),
+    ("outbox_events", &["id", "tenant_id", "kind", "user_id", "processed_at"]),
+    (
+        "messages",
+        &["id", "tenant_id", "kind", "recipient_id", "status", "attempts"],
+    ),
+    ("message_attempts", &["id", "tenant_id", "message_id", "outcome"]),
+    ("schedule_slots", &["tenant_id", "job", "slot"]),
+    ("login_events", &["id", "tenant_id", "user_id"]),
+    (
+        "report_presets",
+        &["id", "tenant_id", "owner_id", "name", "params", "updated_at"],
+    ),
+    (
+        "report_schedules",
+        &[
+            "id",
+            "tenant_id",
+            "owner_id",
+            "name",
+            "params",
+            "next_run_at",
+            "updated_at",
+        ],
+    ),
 ];
 
 impl Snapshot {
