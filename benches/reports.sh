@@ -139,6 +139,8 @@ run() {
 
   : >"$out/server.log"
   start_server "$url"
+  echo "  load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "$backend|load average before measuring|$(cut -d' ' -f1-3 /proc/loadavg)|" >>"$summary"
   local admin manager
   admin="$(login admin@bench.test)" && [ -n "$admin" ] || { echo "signing in failed" >&2; exit 1; }
   manager="$(login manager@bench.test)"

@@ -72,10 +72,7 @@ impl Reports for BadReport {
 
     fn run(key: String, params: Params, cursor: Option<String>) -> Result<Rows, String> {
         match (key.as_str(), cursor.as_deref()) {
-            ("paged", None) => Ok(Rows::continued(
-                vec![row("plain", 1), row("with, comma", 2)],
-                "page-2",
-            )),
+            ("paged", None) => Ok(Rows::continued(vec![row("plain", 1), row("with, comma", 2)], "page-2")),
             ("paged", Some("page-2")) => Ok(Rows::continued(
                 vec![row("say \"hi\"", 3), row("=HYPERLINK(\"http://x.test\")", 4)],
                 "page-3",
