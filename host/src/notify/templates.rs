@@ -336,7 +336,10 @@ mod tests {
     fn paragraphs_escape_and_link() {
         let html = paragraphs("Hi <b>you</b>\nline two\n\nsee https://acme.test/x?a=1&b=2");
         assert!(html.contains("Hi &lt;b&gt;you&lt;/b&gt;<br>line two"), "{html}");
-        assert!(html.contains("<a href=\"https://acme.test/x?a=1&amp;b=2\">"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://acme.test/x?a&#x3D;1&amp;b&#x3D;2\">"),
+            "{html}"
+        );
     }
 
     #[test]
