@@ -1504,14 +1504,41 @@ async fn a_due_schedule_is_sent_once(app: &TestApp) {
         "a failed run moves on: {broken}"
     );
 
+    // A schedule runs with its owner's scope as it is at the time: a suspended owner's schedule fails, and
+    // moves on, sending nothing.
+    let elena_id = acme.dir.user("emea.manager@acme.test");
+    let (status, body) = admin
+        .patch(&format!("/api/v1/users/{elena_id}"), json!({"status": "suspended"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let due: i64 = app
+        .count(
+            "SELECT next_run_at FROM report_schedules WHERE id = $1",
+            &[id(&hers).as_str()],
+        )
+        .await;
+    assert!(due > at);
+    assert!(aula::reports::run_due_schedules(&one, due).await.expect("run") >= 1);
+    assert_eq!(schedule_messages(app, &id(&hers)).await.0, 2, "nothing more was sent");
+    let last: i64 = app
+        .count(
+            "SELECT COUNT(*) FROM report_schedules WHERE id = $1 AND last_status LIKE 'failed: %suspended%' \
+             AND next_run_at > last_run_at",
+            &[id(&hers).as_str()],
+        )
+        .await;
+    assert_eq!(last, 1, "the failure is recorded and the schedule moved on");
+
     // Sending now: the same messages again, the next run where it was.
+    let (_, ran) = admin.get(&format!("/api/v1/report-schedules/{}", id(&weekly))).await;
+    let sent = schedule_messages(app, &id(&weekly)).await.0;
     let (status, now) = admin
         .post(&format!("/api/v1/report-schedules/{}/run", id(&weekly)), json!({}))
         .await;
     assert_eq!(status, 200, "{now}");
     assert_eq!(now["schedule"]["last_status"], "sent to 2 recipients");
     assert_eq!(now["schedule"]["next_run_at"], ran["next_run_at"]);
-    assert_eq!(schedule_messages(app, &id(&weekly)).await.0, 4);
+    assert_eq!(schedule_messages(app, &id(&weekly)).await.0, sent + 2);
     let (status, refused) = admin
         .post(&format!("/api/v1/report-schedules/{}/run", id(&failing)), json!({}))
         .await;

@@ -347,11 +347,19 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Everything of this module that belongs to a user who is being deleted.
+/// Everything of this module (and of notifications and reports) that belongs to a user who is being deleted.
 pub(crate) async fn forget_user(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error> {
     for sql in [
         "DELETE FROM password_resets WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM notification_preferences WHERE tenant_id = $1 AND user_id = $2",
+        // Their sign-ins, saved reports and report schedules, and the messages addressed to them.
+        "DELETE FROM login_events WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM report_presets WHERE tenant_id = $1 AND owner_id = $2",
+        "DELETE FROM report_schedules WHERE tenant_id = $1 AND owner_id = $2",
+        "DELETE FROM message_attempts WHERE tenant_id = $1 AND message_id IN \
+         (SELECT id FROM messages WHERE tenant_id = $1 AND recipient_id = $2)",
+        "DELETE FROM messages WHERE tenant_id = $1 AND recipient_id = $2",
+        "DELETE FROM outbox_events WHERE tenant_id = $1 AND user_id = $2",
     ] {
         tx.query(sql).bind(user_id.to_owned()).execute(tx.conn()).await?;
     }

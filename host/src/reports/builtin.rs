@@ -297,9 +297,10 @@ impl Keyset {
         limit: usize,
     ) -> Result<(Vec<Row>, Option<String>), ApiError> {
         let mut sql = self.select.clone();
-        if let Some(after) = after {
-            sql.push(&format!(" AND {} > ", self.key)).push_bind(after);
-        }
+        // The first page too is a range of keys (all of them are above ''), so that every page is planned the
+        // same way: along the index on (tenant, id), never as a sort of every row.
+        sql.push(&format!(" AND {} > ", self.key))
+            .push_bind(after.unwrap_or(""));
         sql.push(&format!(" ORDER BY {} LIMIT ", self.key))
             .push_bind(limit as i64 + 1);
         let mut objects = json_objects(tx, &sql, &self.fields, "u.k").await?;
