@@ -466,9 +466,16 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
     );
 }
 
-/// Operations a read-only user may still call: their own sign-in, session, password and API tokens.
-/// Everything else that is not a GET must be refused for a segment reporter.
-const OWN_ACCOUNT_PREFIXES: &[&str] = &["/api/v1/auth/", "/api/v1/me", "/api/v1/tokens"];
+/// Operations a read-only user may still call: their own sign-in, session, password and API tokens, and their
+/// own report presets and schedules (which run with the reporter's own scope). Everything else that is not a
+/// GET must be refused for a segment reporter.
+const OWN_ACCOUNT_PREFIXES: &[&str] = &[
+    "/api/v1/auth/",
+    "/api/v1/me",
+    "/api/v1/tokens",
+    "/api/v1/report-presets",
+    "/api/v1/report-schedules",
+];
 
 /// (d) Ravi reports on the 'UK staff' segment. Every operation that changes something is refused and
 /// nothing changes; what he reads holds only the segment's people (and himself).

@@ -491,8 +491,8 @@ impl Totals {
 const SLICE_USERS: i64 = 25_000;
 
 /// `SELECT` the counted enrollments of each learner: within reach and filters, and within a range of user
-/// ids (`from` inclusive, `to` exclusive) when given. Its `GROUP BY` follows the order of `enrollments_report`, an index holding every column read, so it is one
-/// pass over that index.
+/// ids (`from` inclusive, `to` exclusive) when given. Its `GROUP BY` follows the order of
+/// `enrollments_report`, an index holding every column read, so it is one pass over that index.
 fn per_learner(sql: &mut Sql, reach: &Reach, filters: &Filters, now: i64, backend: Backend, range: &Range) {
     let now = sql.bind(now);
     sql.push(&format!(
