@@ -482,6 +482,7 @@ async fn visible(db: &TenantDb, view: &View, user_id: &str) -> Result<bool, sqlx
     match view {
         View::Tenant => {}
         View::Anonymous => return Ok(false),
+        View::Reach(reach) => reach.push_user_filter(&mut sql, db.backend()),
         View::User { user_id: actor, reach } => {
             sql.push(" AND (u.id = ").push_bind(actor.clone()).push(" OR (1 = 1");
             reach.push_user_filter(&mut sql, db.backend());

@@ -45,13 +45,16 @@ pub enum View {
     },
     /// Someone not signed in (a portal page): organizations, tags and courses, but no people.
     Anonymous,
+    /// A report run for someone: exactly what their reach covers, nothing more (not themselves, not the
+    /// organizations above their own), so a report never holds a row outside their scope.
+    Reach(Reach),
 }
 
 impl View {
     fn everything(&self) -> bool {
         match self {
             View::Tenant => true,
-            View::User { reach, .. } => reach.all,
+            View::User { reach, .. } | View::Reach(reach) => reach.all,
             View::Anonymous => false,
         }
     }
@@ -63,6 +66,7 @@ impl View {
             View::Anonymous => {
                 sql.push(" AND 1 = 0");
             }
+            View::Reach(reach) => reach.push_user_filter(sql, backend),
             View::User { user_id, reach } => {
                 if reach.all {
                     return;
@@ -78,6 +82,7 @@ impl View {
     fn push_orgs(&self, sql: &mut Sql) {
         match self {
             View::Tenant | View::Anonymous => {}
+            View::Reach(reach) => reach.push_org_filter(sql),
             View::User { user_id, reach } => {
                 if reach.all {
                     return;
@@ -100,7 +105,7 @@ impl View {
             return;
         }
         match self {
-            View::User { reach, .. } if !reach.segments.is_empty() => {
+            View::User { reach, .. } | View::Reach(reach) if !reach.segments.is_empty() => {
                 sql.push(" AND s.id IN (");
                 for (i, (id, _)) in reach.segments.iter().enumerate() {
                     if i > 0 {
@@ -737,10 +742,41 @@ impl directory::Host for HostState {
         self.require(Capability::Directory)?;
         self.charge(parent.as_ref().map_or(0, String::len))?;
         let mut sql = Sql::tenant(ORG_SELECT);
-        match parent {
-            Some(parent) => sql.push(" AND o.parent_id = ").push_bind(parent),
-            None => sql.push(" AND o.parent_id IS NULL"),
-        };
+        match (parent, &self.view) {
+            (Some(parent), _) => {
+                sql.push(" AND o.parent_id = ").push_bind(parent);
+            }
+            // A report run for a manager starts at the top of what they reach: the roots of their subtrees.
+            (None, View::Reach(reach)) if !reach.all => {
+                let roots: Vec<&String> = reach
+                    .org_ids
+                    .iter()
+                    .zip(&reach.org_paths)
+                    .filter(|(_, path)| {
+                        !reach
+                            .org_paths
+                            .iter()
+                            .any(|p| p != *path && path.starts_with(p.as_str()))
+                    })
+                    .map(|(id, _)| id)
+                    .collect();
+                if roots.is_empty() {
+                    sql.push(" AND 1 = 0");
+                } else {
+                    sql.push(" AND o.id IN (");
+                    for (i, id) in roots.into_iter().enumerate() {
+                        if i > 0 {
+                            sql.push(", ");
+                        }
+                        sql.push_bind(id.clone());
+                    }
+                    sql.push(")");
+                }
+            }
+            (None, _) => {
+                sql.push(" AND o.parent_id IS NULL");
+            }
+        }
         self.view.push_orgs(&mut sql);
         sql.push(" ORDER BY lower(o.name), o.id LIMIT ").push_bind(MAX_LIST);
         self.orgs(sql).await

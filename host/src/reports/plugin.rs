@@ -49,11 +49,9 @@ pub struct PluginReport {
     pub key: String,
 }
 
+/// Exactly the requester's reach: a plugin report never holds a row outside it.
 fn view(viewer: &Viewer) -> View {
-    View::User {
-        user_id: viewer.user_id.clone(),
-        reach: viewer.grants.reach(Permission::ReportsRead),
-    }
+    View::Reach(viewer.grants.reach(Permission::ReportsRead))
 }
 
 fn plugin_key(name: &str) -> bool {
