@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reports benchmark: one academy of 100,000 learners in 1,111 organizations with 1,000,000 enrollments
-# (host/examples/seed_reports.rs), served by the release binary. For each backend it measures
-#   - the completion-by-org report as JSON, whole (every page), as the academy admin and as the org manager of
-#     one division: one warm-up, then ROUNDS timed runs (min and median);
-#   - the learner-progress report as CSV (one row per enrollment), streamed to a file: time, rows, and the
-#     server's peak memory (VmHWM), on a freshly started server so that the peak belongs to the export.
+# (host/examples/seed_reports.rs), served by the release binary (notifications off). For each backend:
+#   - completion-by-org: as JSON, whole (limit=1000, following `next`), as the academy admin and as the org
+#     manager of one division, and as CSV (the whole report in one response): one warm-up, then ROUNDS timed
+#     runs (min and median);
+#   - learner-progress as CSV (one row per enrollment), streamed to a file: time, rows, and the server's peak
+#     memory (VmHWM), on a freshly started server so that the peak belongs to the export.
 #
 #   benches/reports.sh                 # SQLite, and PostgreSQL when one answers on 127.0.0.1:5432
 #   benches/reports.sh sqlite          # only SQLite (or: postgres)
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
-rounds="${ROUNDS:-5}"
+rounds="${ROUNDS:-7}"
 port="${PORT:-18082}"
 users="${USERS:-100000}"
 per_user="${PER_USER:-10}"
