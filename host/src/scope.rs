@@ -174,7 +174,7 @@ pub enum GrantScope {
 }
 
 /// What a caller reaches with one permission.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reach {
     /// The whole tenant.
     pub all: bool,

@@ -28,6 +28,8 @@ pub struct AppState {
     pub mailer: Arc<crate::mail::Mailer>,
     /// The branded portal (themes, languages, branding caches).
     pub portal: Arc<crate::portal::Portal>,
+    /// Reports kept for their later JSON pages.
+    pub reports: Arc<crate::reports::snapshots::Snapshots>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
         AppState {
             plugins: Arc::new(plugins),
             portal: Arc::new(portal),
+            reports: Arc::default(),
             mailer: Arc::new(mailer),
             db,
             tenants: Arc::new(TenantCache::new(&config.base_domain)),

@@ -19,6 +19,7 @@ scenarios!(with fast =>
     academy_templates_and_their_errors,
     managers_see_only_their_peoples_messages,
     notification_plugin_rewrites_reminders,
+    an_interrupted_last_attempt_is_given_up,
 );
 
 /// The outbox and delivery poll every 100 ms and the scheduler runs every 300 ms, so a test waits
@@ -494,4 +495,72 @@ async fn notification_plugin_rewrites_reminders(app: &TestApp) {
         .await;
     let source = page["items"][0]["source"].as_str().unwrap_or_default();
     assert!(source.starts_with(&format!("plugin:{plugin}@")), "{page}");
+}
+
+/// Two messages whose sender stopped in the middle of sending them (a process killed mid-delivery leaves them
+/// `sending` with a `started` attempt and a lease that runs out): one on its 7th attempt goes back to the queue
+/// and is sent on its 8th; one on its 8th, the last `max_attempts` allows, is given up and never sent, so a
+/// message that keeps bringing its sender down is not tried forever.
+async fn an_interrupted_last_attempt_is_given_up(app: &TestApp) {
+    let max = aula::notify::NotifySettings::default().max_attempts;
+    assert_eq!(max, 8, "the default, which `fast` keeps");
+    for (id, address, attempts) in [
+        ("itest-again", "again@acme.test", 7),
+        ("itest-stuck", "stuck@acme.test", 8),
+    ] {
+        app.exec(
+            &format!(
+                "INSERT INTO messages (id, tenant_id, kind, to_address, locale, subject, body_text, source, status, \
+                 attempts, lease_until, message_id, created_at) \
+                 SELECT $1, t.id, 'enrolled', $2, 'en', $3, 'Interrupted before.', 'host', 'sending', {attempts}, 1, \
+                 $4, 1 FROM tenants t WHERE t.slug = 'acme'"
+            ),
+            &[id, address, &format!("Interrupted {id}"), &format!("<{id}@aula.test>")],
+        )
+        .await;
+        app.exec(
+            &format!(
+                "INSERT INTO message_attempts (id, tenant_id, message_id, attempt, started_at, outcome) \
+                 SELECT $1, m.tenant_id, m.id, {attempts}, 1, 'started' FROM messages m WHERE m.id = $2"
+            ),
+            &[&format!("{id}-attempt"), id],
+        )
+        .await;
+    }
+
+    let again = mail_to(app, "again@acme.test", "Interrupted itest-again").await;
+    assert!(again.data.contains("<itest-again@aula.test>"), "the same Message-ID");
+    until_count(
+        app,
+        "SELECT COUNT(*) FROM messages WHERE id = $1 AND status = 'failed' AND reason LIKE '%given up after 8 attempts%'",
+        &["itest-stuck"],
+        1,
+    )
+    .await;
+    let outcomes = |id: &str| {
+        format!(
+            "SELECT COUNT(*) FROM message_attempts WHERE message_id = '{id}' AND outcome = 'interrupted' AND finished_at IS NOT NULL"
+        )
+    };
+    assert_eq!(app.count(&outcomes("itest-stuck"), &[]).await, 1);
+    assert_eq!(app.count(&outcomes("itest-again"), &[]).await, 1);
+    until_count(
+        app,
+        "SELECT COUNT(*) FROM message_attempts WHERE message_id = $1 AND attempt = 8 AND outcome = 'accepted'",
+        &["itest-again"],
+        1,
+    )
+    .await;
+    // The stuck one stays failed: a further round of delivery does not pick it up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.mail.messages_to("stuck@acme.test").is_empty(), "never sent");
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM message_attempts WHERE message_id = $1",
+            &["itest-stuck"]
+        )
+        .await,
+        1,
+        "no attempt after the last"
+    );
 }

@@ -17,6 +17,7 @@ scenarios!(with quiet =>
     csv_is_the_json_streamed,
     html_has_a_chart_and_escapes,
     filters_narrow_and_bad_filters_are_refused,
+    the_pages_of_an_aggregate_are_one_computation,
     presets_are_saved_and_run,
     a_due_schedule_is_sent_once,
     another_academys_ids_answer_404,
@@ -1112,6 +1113,102 @@ async fn filters_narrow_and_bad_filters_are_refused(app: &TestApp) {
         assert_eq!(got, (status, code.to_owned(), field.to_owned()), "{query}");
     }
     before.assert_unchanged(&app.snapshot().await, "refused report runs");
+}
+
+/// The pages of a report computed as a whole are slices of one computation: a change made while someone pages
+/// through it shows in the next run, not half-way through this one. The snapshot a cursor names answers only
+/// the person who made it; anyone else's cursor, or one whose snapshot is gone, computes the report afresh.
+async fn the_pages_of_an_aggregate_are_one_computation(app: &TestApp) {
+    let acme = acme(app).await;
+    let admin = &acme.admin;
+    let whole_before = run_report(admin, "completion-by-org", "limit=1000").await;
+    assert!(whole_before.rows.len() > 4, "enough organizations for several pages");
+
+    let (status, first) = admin.get("/api/v1/reports/completion-by-org?limit=2").await;
+    assert_eq!(status, 200, "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    assert!(cursor.contains('.'), "the cursor names the snapshot: {cursor}");
+
+    // A learner completes a course while the admin is on page one.
+    let orgs_of = |user: &str| -> Vec<String> {
+        acme.dir
+            .users
+            .iter()
+            .find(|u| id(u) == user)
+            .and_then(|u| u["orgs"].as_array())
+            .map(|os| os.iter().map(id).collect())
+            .unwrap_or_default()
+    };
+    // How many of these rows count the user.
+    let counting = |rows: &[Map<String, Value>], user: &str| -> i64 {
+        let memberships = orgs_of(user);
+        rows.iter()
+            .filter(|r| {
+                let below = acme.dir.org_ids_below(r["org_id"].as_str().unwrap_or_default());
+                memberships.iter().any(|m| below.contains(m))
+            })
+            .count() as i64
+    };
+    // Their completion changes rows on the later pages, which a new computation would show.
+    let open = acme
+        .enrollments
+        .iter()
+        .filter(|e| e["status"] == "enrolled" || e["status"] == "in_progress")
+        .find(|e| counting(&whole_before.rows[2..], e["user_id"].as_str().unwrap_or_default()) > 0)
+        .expect("an open enrollment of a learner counted on a later page");
+    let (status, body) = admin
+        .post(&format!("/api/v1/enrollments/{}/complete", id(open)), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let rest = run_path(
+        admin,
+        "/api/v1/reports/completion-by-org",
+        &format!("limit=2&cursor={cursor}"),
+    )
+    .await;
+    let mut paged: Vec<Map<String, Value>> = first["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r.as_object().expect("a row").clone())
+        .collect();
+    paged.extend(rest.rows);
+    assert_eq!(paged, whole_before.rows, "every page is of the moment of the first");
+    let whole_after = run_report(admin, "completion-by-org", "limit=1000").await;
+    assert_ne!(whole_after.rows, whole_before.rows, "a new run sees the completion");
+    let on_path = counting(&whole_before.rows, open["user_id"].as_str().unwrap_or_default());
+    assert!(on_path > 0, "the learner is counted somewhere");
+    assert_eq!(
+        sum(&whole_after, "completed"),
+        sum(&whole_before, "completed") + on_path,
+        "one more completion in each organization on the learner's path"
+    );
+
+    // The manager of Sales EMEA with the admin's cursor gets her own report from that offset, not the admin's.
+    let elena = app.login("acme", "emea.manager@acme.test").await;
+    let hers = run_report(&elena, "completion-by-org", "limit=1000").await;
+    assert!(hers.rows.len() > 2, "enough rows to start at the third");
+    let borrowed = run_path(
+        &elena,
+        "/api/v1/reports/completion-by-org",
+        &format!("limit=1000&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(
+        borrowed.rows,
+        hers.rows[2..].to_vec(),
+        "computed for her, from the offset"
+    );
+
+    // A snapshot this process does not have (another replica's, or expired) is computed again.
+    let gone = run_path(
+        admin,
+        "/api/v1/reports/completion-by-org",
+        "limit=1000&cursor=o:2.aGVsbG8",
+    )
+    .await;
+    assert_eq!(gone.rows, whole_after.rows[2..].to_vec());
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -162,6 +162,15 @@ enum Format {
     Html,
 }
 
+impl Format {
+    fn paging(&self) -> reports::Paging<'_> {
+        match self {
+            Format::Json { cursor, .. } => reports::Paging::Json(cursor.as_deref()),
+            Format::Csv | Format::Html => reports::Paging::Whole,
+        }
+    }
+}
+
 /// Split a run's query into its controls (`format`, `limit`, `cursor`) and the report's filters. A parameter
 /// given twice is refused rather than one of them silently winning.
 fn run_query(uri: &Uri, filters_allowed: bool) -> Result<(Format, BTreeMap<String, String>), ApiError> {
@@ -236,7 +245,7 @@ async fn run(
     Path(key): Path<String>,
 ) -> Result<Response, RunError> {
     let (format, params) = run_query(&uri, true)?;
-    let report = reports::prepare(&state, &Viewer::of(&caller), &key, &params, "").await?;
+    let report = reports::prepare(&state, &Viewer::of(&caller), &key, &params, "", format.paging()).await?;
     answer(report, format, &uri).await
 }
 
@@ -461,7 +470,16 @@ async fn run_preset(
     let mut tx = caller.db().begin_read().await?;
     let preset = presets::find(&mut tx, &caller.user_id, &id).await?;
     tx.commit().await?;
-    let report = reports::prepare(&state, &Viewer::of(&caller), &preset.report, &preset.params, "params.").await?;
+    let paging = format.paging();
+    let report = reports::prepare(
+        &state,
+        &Viewer::of(&caller),
+        &preset.report,
+        &preset.params,
+        "params.",
+        paging,
+    )
+    .await?;
     answer(report, format, &uri).await
 }
 

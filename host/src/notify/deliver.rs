@@ -5,7 +5,7 @@
 //! without the final `.`, so the message is queued again when its lease runs out (attempt `interrupted`). A
 //! crash while `handed_over` may have left it with the server, so it is never sent again (attempt
 //! `unconfirmed`, message `sent`). Temporary refusals retry with doubling delays up to
-//! `notifications.max_attempts`; permanent ones fail at once. The file transport writes each message under
+//! `notifications.max_attempts` (interrupted attempts count too); permanent ones fail at once. The file transport writes each message under
 //! its own id (a repeat overwrites it) and the `off` transport suppresses messages with that reason.
 
 use super::NotifySettings;
@@ -89,7 +89,7 @@ impl Deliverer {
         let mut sent = 0;
         for tenant in tenants {
             let db = state.db.tenant(&tenant);
-            recover(&db, now).await?;
+            recover(&db, now, self.settings.max_attempts).await?;
             loop {
                 let (n, full) = self.round(&db).await?;
                 sent += n;
@@ -379,8 +379,10 @@ impl Deliverer {
     }
 }
 
-/// Take back messages whose sender stopped (crashed, or lost its database) while holding them.
-pub async fn recover(db: &TenantDb, now: i64) -> Result<(), sqlx::Error> {
+/// Take back messages whose sender stopped (crashed, or lost its database) while holding them. An interrupted
+/// attempt counts like any other: a message interrupted on its last allowed attempt (`max_attempts`) fails
+/// instead of going back to the queue, so a message that brings its sender down is not tried forever.
+pub async fn recover(db: &TenantDb, now: i64, max_attempts: u32) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     for (from, to, outcome, detail) in [
         (
@@ -406,18 +408,28 @@ pub async fn recover(db: &TenantDb, now: i64) -> Result<(), sqlx::Error> {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()?;
         for (id, attempt) in ids {
+            let (to, detail) = if to == "queued" && attempt >= i64::from(max_attempts) {
+                (
+                    "failed",
+                    format!("the sender stopped before the message was handed over; given up after {attempt} attempts"),
+                )
+            } else {
+                (to, detail.to_owned())
+            };
             // Only while the lease is still over: another replica may have taken the message back and
             // claimed it again in the meantime.
             let taken = tx
                 .query(
                     "UPDATE messages SET status = $3, lease_until = NULL, next_attempt_at = $4, \
-                     sent_at = CASE WHEN $3 = 'sent' THEN $4 ELSE sent_at END \
+                     sent_at = CASE WHEN $3 = 'sent' THEN $4 ELSE sent_at END, \
+                     reason = CASE WHEN $3 = 'failed' THEN $6 ELSE reason END \
                      WHERE tenant_id = $1 AND id = $2 AND status = $5 AND lease_until < $4",
                 )
                 .bind(id.clone())
                 .bind(to)
                 .bind(now)
                 .bind(from)
+                .bind(detail.clone())
                 .execute(tx.conn())
                 .await?
                 .rows_affected();
@@ -428,13 +440,16 @@ pub async fn recover(db: &TenantDb, now: i64) -> Result<(), sqlx::Error> {
                 "UPDATE message_attempts SET outcome = $4, detail = $5, finished_at = $6 \
                  WHERE tenant_id = $1 AND message_id = $2 AND attempt = $3 AND outcome = 'started'",
             )
-            .bind(id)
+            .bind(id.clone())
             .bind(attempt)
             .bind(outcome)
-            .bind(detail)
+            .bind(detail.clone())
             .bind(now)
             .execute(tx.conn())
             .await?;
+            if to == "failed" {
+                tracing::warn!(message = %id, reason = %detail, "a message could not be delivered");
+            }
         }
     }
     tx.commit().await

@@ -253,10 +253,10 @@ impl Builtin {
         now: i64,
     ) -> Result<Rows, ApiError> {
         Ok(match self.kind {
-            Kind::CompletionByCourse => Rows::All(completion_by_course(tx, reach, filters, now).await?),
-            Kind::CompletionByOrg => Rows::All(completion_by_org(db, tx, reach, filters, now).await?),
-            Kind::Activity => Rows::All(activity(tx, reach, filters, now).await?),
-            Kind::Funnel => Rows::All(funnel(tx, reach, filters).await?),
+            Kind::CompletionByCourse => Rows::All(completion_by_course(tx, reach, filters, now).await?.into()),
+            Kind::CompletionByOrg => Rows::All(completion_by_org(db, tx, reach, filters, now).await?.into()),
+            Kind::Activity => Rows::All(activity(tx, reach, filters, now).await?.into()),
+            Kind::Funnel => Rows::All(funnel(tx, reach, filters).await?.into()),
             Kind::Overdue => Rows::Keyset(self.keyset(overdue(tx, reach, filters, now), "e.id", None)),
             Kind::LearnerProgress => Rows::Keyset(self.keyset(learner_progress(tx, reach, filters, now), "e.id", None)),
             Kind::UserList => Rows::Keyset(self.keyset(user_list(tx, reach, filters), "u.id", Some("orgs"))),

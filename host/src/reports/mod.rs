@@ -13,6 +13,7 @@ pub mod output;
 pub mod plugin;
 pub mod presets;
 pub mod schedules;
+pub mod snapshots;
 
 pub use filters::{Filter, Filters};
 pub use schedules::run_due_schedules;
@@ -26,7 +27,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use snapshots::{Owner, Snapshot, Snapshots};
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 /// How a column's cells are typed and shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -301,14 +304,32 @@ pub struct Prepared {
     pub now: i64,
     rows: Rows,
     db: TenantDb,
+    /// For a run read as JSON pages: where a report computed as a whole is kept for its later pages.
+    keep: Option<Keep>,
 }
 
 /// Where a prepared report's rows come from.
 enum Rows {
     /// Computed as a whole; pages are slices.
-    All(Vec<Row>),
+    All(Arc<[Row]>),
     /// Read from the database a page at a time, in key order (rows of one enrollment or user each).
     Keyset(builtin::Keyset),
+}
+
+/// How a run will be read.
+#[derive(Clone, Copy)]
+pub enum Paging<'a> {
+    /// From the first row to the last in one go (CSV, HTML, mail).
+    Whole,
+    /// As JSON pages, this one after `cursor` (a previous page's `next`), or the first.
+    Json(Option<&'a str>),
+}
+
+/// The snapshot of a paged run ([`snapshots`]): its owner, and its token once kept.
+struct Keep {
+    snapshots: Arc<Snapshots>,
+    owner: Owner,
+    token: OnceLock<Option<String>>,
 }
 
 /// A page of rows with the cursor of the next page.
@@ -320,30 +341,63 @@ pub struct Page {
 }
 
 /// Check the filters and get a report ready. Aggregates are computed here, and a plugin report is run to the
-/// end here (it fails closed: no row is shown unless every page arrived and fits the columns).
+/// end here (it fails closed: no row is shown unless every page arrived and fits the columns). A later JSON page
+/// of a report computed as a whole reads the snapshot its cursor names, when this process still has it.
 pub async fn prepare(
     state: &AppState,
     viewer: &Viewer,
     key: &str,
     params: &BTreeMap<String, String>,
     field: &str,
+    paging: Paging<'_>,
 ) -> Result<Prepared, RunError> {
     let reach = viewer.reach()?;
     let (info, source) = resolve(state, viewer, key).await?;
-    let now = crate::db::now_ms();
+    let mut now = crate::db::now_ms();
     let mut tx = viewer.db.begin_read().await?;
     let filters = filters::check(&mut tx, viewer, &reach, &accepted(&info), params, field).await?;
-    let rows = match &source {
-        Source::Builtin(b) => {
+    let keep = match paging {
+        Paging::Whole => None,
+        Paging::Json(_) => Some(Keep {
+            snapshots: state.reports.clone(),
+            owner: Owner {
+                tenant_id: viewer.db.tenant_id().to_owned(),
+                user_id: viewer.user_id.clone(),
+                report: info.key.clone(),
+                params: filters.params.clone(),
+                reach: reach.clone(),
+            },
+            token: OnceLock::new(),
+        }),
+    };
+    // A later page: the snapshot its cursor names, if this process has it and it is this same run's.
+    let kept = match (paging, &keep) {
+        (Paging::Json(Some(cursor)), Some(keep)) => {
+            let token = offset_cursor(cursor).and_then(|(_, token)| token);
+            let snapshot = token.and_then(|t| keep.snapshots.find(t, &keep.owner));
+            if let (Some(token), Some(_)) = (token, &snapshot) {
+                keep.token.get_or_init(|| Some(token.to_owned()));
+            }
+            snapshot
+        }
+        _ => None,
+    };
+    let rows = match (kept, &source) {
+        (Some(snapshot), _) => {
+            tx.commit().await?;
+            now = snapshot.now;
+            Rows::All(snapshot.rows.clone())
+        }
+        (None, Source::Builtin(b)) => {
             for_aggregates(&mut tx).await?;
             let rows = b.prepare(&viewer.db, &mut tx, &reach, &filters, now).await?;
             tx.commit().await?;
             rows
         }
-        Source::Plugin(loaded, report) => {
+        (None, Source::Plugin(loaded, report)) => {
             // No connection is held while the plugin runs (its own host calls need some).
             tx.commit().await?;
-            Rows::All(plugin::run(state, viewer, loaded, report, &filters).await?)
+            Rows::All(plugin::run(state, viewer, loaded, report, &filters).await?.into())
         }
     };
     Ok(Prepared {
@@ -352,6 +406,7 @@ pub async fn prepare(
         now,
         rows,
         db: viewer.db.clone(),
+        keep,
     })
 }
 
@@ -384,23 +439,52 @@ fn bad_cursor() -> ApiError {
     )
 }
 
+/// The offset of a cursor into a report computed as a whole, and the token of its snapshot if it names one
+/// (`o:<offset>` or `o:<offset>.<token>`).
+fn offset_cursor(cursor: &str) -> Option<(usize, Option<&str>)> {
+    let rest = cursor.strip_prefix(OFFSET_CURSOR)?;
+    let (offset, token) = match rest.split_once('.') {
+        Some((_, token)) if token.is_empty() || token.len() > 64 => return None,
+        Some((offset, token)) => (offset, Some(token)),
+        None => (rest, None),
+    };
+    Some((offset.parse().ok()?, token))
+}
+
 impl Prepared {
+    /// The token of this run's snapshot, kept now if it is not yet: only for a run read as JSON pages.
+    fn snapshot_token(&self, rows: &Arc<[Row]>) -> Option<&str> {
+        let keep = self.keep.as_ref()?;
+        keep.token
+            .get_or_init(|| {
+                keep.snapshots.keep(Snapshot {
+                    owner: keep.owner.clone(),
+                    now: self.now,
+                    rows: rows.clone(),
+                })
+            })
+            .as_deref()
+    }
+
     /// One page of at most `limit` rows after `cursor` (a previous page's `next`).
     pub async fn page(&self, cursor: Option<&str>, limit: usize) -> Result<Page, ApiError> {
         match &self.rows {
             Rows::All(rows) => {
                 let start = match cursor {
                     None => 0,
-                    Some(c) => c
-                        .strip_prefix(OFFSET_CURSOR)
-                        .and_then(|n| n.parse::<usize>().ok())
+                    Some(c) => offset_cursor(c)
+                        .map(|(offset, _)| offset)
                         .filter(|n| *n <= rows.len())
                         .ok_or_else(bad_cursor)?,
                 };
                 let end = start.saturating_add(limit).min(rows.len());
+                let next = (end < rows.len()).then(|| match self.snapshot_token(rows) {
+                    Some(token) => format!("{OFFSET_CURSOR}{end}.{token}"),
+                    None => format!("{OFFSET_CURSOR}{end}"),
+                });
                 Ok(Page {
                     rows: rows[start..end].to_vec(),
-                    next: (end < rows.len()).then(|| format!("{OFFSET_CURSOR}{end}")),
+                    next,
                 })
             }
             Rows::Keyset(keyset) => {

@@ -363,7 +363,8 @@ pub async fn render(state: &AppState, db: &TenantDb, owner: &str, s: &ScheduleOu
         Ok(viewer) => viewer,
         Err(reason) => return Err(RunError::Api(ApiError::rule("owner_inactive", None, reason))),
     };
-    let report: Prepared = super::prepare(state, &viewer, &s.report, &s.params, "params.").await?;
+    let report: Prepared =
+        super::prepare(state, &viewer, &s.report, &s.params, "params.", super::Paging::Whole).await?;
     let (bytes, extension, content_type) = match s.format.as_str() {
         "html" => {
             let page = output::html_page(&report).await?;
