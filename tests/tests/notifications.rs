@@ -504,6 +504,8 @@ async fn notification_plugin_rewrites_reminders(app: &TestApp) {
 async fn an_interrupted_last_attempt_is_given_up(app: &TestApp) {
     let max = aula::notify::NotifySettings::default().max_attempts;
     assert_eq!(max, 8, "the default, which `fast` keeps");
+    // Their lease runs out in a moment: after both rows of each are in place, as a killed sender leaves them.
+    let lease_until = aula::db::now_ms() + 1000;
     for (id, address, attempts) in [
         ("itest-again", "again@acme.test", 7),
         ("itest-stuck", "stuck@acme.test", 8),
@@ -512,8 +514,8 @@ async fn an_interrupted_last_attempt_is_given_up(app: &TestApp) {
             &format!(
                 "INSERT INTO messages (id, tenant_id, kind, to_address, locale, subject, body_text, source, status, \
                  attempts, lease_until, message_id, created_at) \
-                 SELECT $1, t.id, 'enrolled', $2, 'en', $3, 'Interrupted before.', 'host', 'sending', {attempts}, 1, \
-                 $4, 1 FROM tenants t WHERE t.slug = 'acme'"
+                 SELECT $1, t.id, 'enrolled', $2, 'en', $3, 'Interrupted before.', 'host', 'sending', {attempts}, \
+                 {lease_until}, $4, 1 FROM tenants t WHERE t.slug = 'acme'"
             ),
             &[id, address, &format!("Interrupted {id}"), &format!("<{id}@aula.test>")],
         )
