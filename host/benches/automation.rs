@@ -18,9 +18,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// New users per transaction, as an HR import would send them.
 const BATCH: usize = 1000;
-/// Rows per multi-row insert, as the host writes them (`learning::CHUNK`): SQLite looks a numbered parameter
-/// up by a linear scan, so binding a statement costs the square of its parameters.
-const ROWS_PER_INSERT: usize = 50;
+/// Rows per multi-row insert, as the host writes them (`learning::CHUNK`).
+const ROWS_PER_INSERT: usize = 200;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

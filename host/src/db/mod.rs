@@ -237,20 +237,20 @@ impl TenantTx {
     /// Run a statement built with [`Sql`] (which reserves `$1` for the tenant).
     pub async fn fetch_all_sql(&mut self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
         debug_assert!(sql.text().contains("$1"), "tenant statement without $1: {}", sql.text());
-        let args = sql.arguments(Some(&self.tenant_id));
-        sqlx::query_with(sql.text(), args).fetch_all(&mut *self.tx).await
+        let (text, args) = sql.prepared(self.backend, Some(&self.tenant_id));
+        sqlx::query_with(&text, args).fetch_all(&mut *self.tx).await
     }
 
     /// Run a statement built with [`Sql`] and return the first row, if any.
     pub async fn fetch_optional_sql(&mut self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
-        let args = sql.arguments(Some(&self.tenant_id));
-        sqlx::query_with(sql.text(), args).fetch_optional(&mut *self.tx).await
+        let (text, args) = sql.prepared(self.backend, Some(&self.tenant_id));
+        sqlx::query_with(&text, args).fetch_optional(&mut *self.tx).await
     }
 
     /// Execute a statement built with [`Sql`].
     pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        let args = sql.arguments(Some(&self.tenant_id));
-        Ok(sqlx::query_with(sql.text(), args)
+        let (text, args) = sql.prepared(self.backend, Some(&self.tenant_id));
+        Ok(sqlx::query_with(&text, args)
             .execute(&mut *self.tx)
             .await?
             .rows_affected())
@@ -316,14 +316,14 @@ impl PlatformTx {
 
     /// Run a statement built with [`Sql`] (no tenant reserved).
     pub async fn fetch_all_sql(&mut self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
-        sqlx::query_with(sql.text(), sql.arguments(None))
-            .fetch_all(&mut *self.tx)
-            .await
+        let (text, args) = sql.prepared(self.backend, None);
+        sqlx::query_with(&text, args).fetch_all(&mut *self.tx).await
     }
 
     /// Execute a statement built with [`Sql`] (no tenant reserved).
     pub async fn execute_sql(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query_with(sql.text(), sql.arguments(None))
+        let (text, args) = sql.prepared(self.backend, None);
+        Ok(sqlx::query_with(&text, args)
             .execute(&mut *self.tx)
             .await?
             .rows_affected())
@@ -342,15 +342,20 @@ pub(crate) fn bind_all<'q>(args: &[Arg], first: Option<&str>) -> AnyArguments<'q
         let _ = out.add(first.to_owned());
     }
     for arg in args {
-        let _ = match arg {
-            Arg::Text(s) => out.add(s.clone()),
-            Arg::Int(i) => out.add(*i),
-            Arg::Real(f) => out.add(*f),
-            Arg::Null => out.add(Option::<String>::None),
-            Arg::NullInt => out.add(Option::<i64>::None),
-        };
+        add_arg(&mut out, arg);
     }
     out
+}
+
+/// Add one value to a statement's arguments.
+pub(crate) fn add_arg(out: &mut AnyArguments<'_>, arg: &Arg) {
+    let _ = match arg {
+        Arg::Text(s) => out.add(s.clone()),
+        Arg::Int(i) => out.add(*i),
+        Arg::Real(f) => out.add(*f),
+        Arg::Null => out.add(Option::<String>::None),
+        Arg::NullInt => out.add(Option::<i64>::None),
+    };
 }
 
 /// Now, in unix milliseconds.

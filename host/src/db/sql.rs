@@ -1,6 +1,9 @@
 //! A small builder for statements whose shape depends on the request (filters, scope).
 
+use super::Backend;
+use sqlx::Arguments;
 use sqlx::any::AnyArguments;
+use std::borrow::Cow;
 
 /// A value bound to a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +128,119 @@ impl Sql {
         &self.text
     }
 
-    pub(crate) fn arguments<'q>(&self, tenant: Option<&str>) -> AnyArguments<'q> {
-        super::bind_all(&self.args, tenant)
+    /// The text and arguments to run on `backend`, with the tenant as `$1` when given. On SQLite the numbered
+    /// placeholders become anonymous ones bound in the order they appear ([`positional`]).
+    pub(crate) fn prepared<'q>(&self, backend: Backend, tenant: Option<&str>) -> (Cow<'_, str>, AnyArguments<'q>) {
+        if backend == Backend::Sqlite {
+            let first = usize::from(tenant.is_some());
+            if let Some((text, order)) = positional(&self.text, self.args.len() + first) {
+                let mut out = AnyArguments::default();
+                for n in order {
+                    match (n, tenant) {
+                        (1, Some(tenant)) => {
+                            let _ = out.add(tenant.to_owned());
+                        }
+                        _ => super::add_arg(&mut out, &self.args[n - 1 - first]),
+                    }
+                }
+                return (Cow::Owned(text), out);
+            }
+        }
+        (Cow::Borrowed(&self.text), super::bind_all(&self.args, tenant))
+    }
+}
+
+/// `text` with every numbered placeholder (`$7`) outside quotes and comments turned into an anonymous `?`, and
+/// the numbers in the order they appear; `None` (keep the numbers) when the text already has a `?` of its own
+/// or names a placeholder beyond `count`.
+///
+/// SQLite finds a numbered placeholder by a linear scan of the statement's placeholders, and the driver asks
+/// for every one by number when binding, so binding numbered placeholders costs the square of their count: a
+/// 50-row insert binds 500 values. Anonymous placeholders are bound by position.
+pub(crate) fn positional(text: &str, count: usize) -> Option<(String, Vec<usize>)> {
+    #[derive(PartialEq)]
+    enum In {
+        Code,
+        Quote(u8),
+        LineComment,
+        BlockComment,
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut order = Vec::new();
+    let mut state = In::Code;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match state {
+            In::Code => match b {
+                b'\'' | b'"' | b'`' | b'[' => state = In::Quote(if b == b'[' { b']' } else { b }),
+                b'-' if bytes.get(i + 1) == Some(&b'-') => state = In::LineComment,
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    state = In::BlockComment;
+                    i += 1;
+                }
+                b'?' => return None,
+                b'$' => {
+                    let digits = bytes[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+                    if digits > 0 {
+                        let n: usize = text[i + 1..i + 1 + digits].parse().ok()?;
+                        if n == 0 || n > count {
+                            return None;
+                        }
+                        out.push_str(&text[copied..i]);
+                        out.push('?');
+                        order.push(n);
+                        i += digits;
+                        copied = i + 1;
+                    }
+                }
+                _ => {}
+            },
+            In::Quote(end) if b == end => state = In::Code,
+            In::LineComment if b == b'\n' => state = In::Code,
+            In::BlockComment if b == b'*' && bytes.get(i + 1) == Some(&b'/') => {
+                state = In::Code;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    Some((out, order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+
+    #[test]
+    fn numbered_placeholders_become_positional() {
+        let (text, order) = positional("SELECT $2, $10, $1 FROM t WHERE a = $1 AND b IN ($3, $2)", 10).unwrap();
+        assert_eq!(text, "SELECT ?, ?, ? FROM t WHERE a = ? AND b IN (?, ?)");
+        assert_eq!(order, vec![2, 10, 1, 1, 3, 2]);
+    }
+
+    #[test]
+    fn quotes_and_comments_are_left_alone() {
+        let sql = "SELECT json_extract(p, '$.a'), 'it''s $2', \"$3\" -- $4\n, /* $5 */ $1";
+        let (text, order) = positional(sql, 5).unwrap();
+        assert_eq!(
+            text,
+            "SELECT json_extract(p, '$.a'), 'it''s $2', \"$3\" -- $4\n, /* $5 */ ?"
+        );
+        assert_eq!(order, vec![1]);
+        // A lone `$` is text.
+        assert_eq!(positional("SELECT '$' || $1, $", 1).unwrap().0, "SELECT '$' || ?, $");
+    }
+
+    #[test]
+    fn keeps_the_numbers_when_it_cannot_be_sure() {
+        assert!(positional("SELECT ? , $1", 1).is_none(), "a ? of its own");
+        assert!(positional("SELECT $2", 1).is_none(), "beyond the arguments");
+        assert!(positional("SELECT $0", 1).is_none());
+        assert_eq!(positional("SELECT '?', $1", 1).map(|p| p.1), Some(vec![1]));
     }
 }
