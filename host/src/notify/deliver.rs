@@ -5,8 +5,9 @@
 //! without the final `.`, so the message is queued again when its lease runs out (attempt `interrupted`). A
 //! crash while `handed_over` may have left it with the server, so it is never sent again (attempt
 //! `unconfirmed`, message `sent`). Temporary refusals retry with doubling delays up to
-//! `notifications.max_attempts` (interrupted attempts count too); permanent ones fail at once. The file transport writes each message under
-//! its own id (a repeat overwrites it) and the `off` transport suppresses messages with that reason.
+//! `notifications.max_attempts` (interrupted attempts count too); permanent ones fail at once. The file
+//! transport writes each message under its own id (a repeat overwrites it); the `off` transport fails
+//! messages with that reason.
 
 use super::NotifySettings;
 use super::smtp::{Connection, SmtpError};

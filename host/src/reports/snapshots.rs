@@ -19,6 +19,8 @@ const KEEP_FOR: Duration = Duration::from_secs(300);
 const BUDGET: usize = 64 * 1024 * 1024;
 /// A report larger than this is not kept: its pages are computed one by one.
 const LARGEST: usize = 16 * 1024 * 1024;
+/// Most snapshots kept at once, however small, so that looking one up stays cheap.
+const MOST: usize = 256;
 
 /// Whose run a snapshot is: it answers only the same run again.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,10 +54,10 @@ struct Kept {
     snapshot: Arc<Snapshot>,
 }
 
-/// The snapshots of one process.
+/// The snapshots of one process, oldest first, and their total weight.
 #[derive(Default)]
 pub struct Snapshots {
-    kept: Mutex<VecDeque<Kept>>,
+    kept: Mutex<(VecDeque<Kept>, usize)>,
 }
 
 impl Snapshots {
@@ -66,16 +68,17 @@ impl Snapshots {
             return None;
         }
         let token = crate::auth::random_secret();
-        let mut kept = self.kept.lock().ok()?;
+        let mut guard = self.kept.lock().ok()?;
+        let (kept, total) = &mut *guard;
         let now = Instant::now();
-        kept.retain(|k| k.until > now);
-        let mut total: usize = kept.iter().map(|k| k.weight).sum::<usize>() + weight;
-        while total > BUDGET {
-            match kept.pop_front() {
-                Some(oldest) => total -= oldest.weight,
-                None => break,
-            }
+        // Every snapshot lives equally long, so the expired ones are the oldest.
+        while let Some(oldest) = kept.front()
+            && (oldest.until <= now || *total + weight > BUDGET || kept.len() >= MOST)
+        {
+            *total -= oldest.weight;
+            kept.pop_front();
         }
+        *total += weight;
         kept.push_back(Kept {
             token: token.clone(),
             until: now + KEEP_FOR,
@@ -87,9 +90,11 @@ impl Snapshots {
 
     /// The live snapshot with this token, if it is `owner`'s.
     pub fn find(&self, token: &str, owner: &Owner) -> Option<Arc<Snapshot>> {
-        let kept = self.kept.lock().ok()?;
+        let guard = self.kept.lock().ok()?;
         let now = Instant::now();
-        kept.iter()
+        guard
+            .0
+            .iter()
             .find(|k| k.token == token && k.until > now)
             .filter(|k| k.snapshot.owner == *owner)
             .map(|k| k.snapshot.clone())
@@ -169,5 +174,16 @@ mod tests {
         for token in &tokens[1..] {
             assert!(kept.find(token, &owner("u1")).is_some());
         }
+    }
+
+    #[test]
+    fn bounded_in_number() {
+        let kept = Snapshots::default();
+        let tokens: Vec<String> = (0..MOST + 1)
+            .map(|_| kept.keep(snapshot("u1", 2, 1)).expect("kept"))
+            .collect();
+        assert!(kept.find(&tokens[0], &owner("u1")).is_none(), "the oldest went first");
+        assert!(kept.find(&tokens[MOST], &owner("u1")).is_some());
+        assert_eq!(kept.kept.lock().unwrap().0.len(), MOST);
     }
 }
