@@ -4,7 +4,7 @@
 //! and is audited with the actor `system` (labelled `cli`).
 
 use crate::auth::Actor;
-use crate::config::{Config, LogFormat, Secret};
+use crate::config::{Config, DatabaseUrl, LogFormat};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::lifecycle::{self, NewAccount, TenantStatus};
@@ -21,13 +21,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "AULA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL (sqlite:… or postgres://…); overrides the configuration.
-    #[arg(
-        long,
-        global = true,
-        env = "AULA_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Log format.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
@@ -290,12 +284,15 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(url) = cli.database_url {
-        config.database_url = Secret::new(url);
+        config.database_url = DatabaseUrl::new(url);
     }
     if let Some(format) = cli.log_format {
         config.log_format = format;
     }
     crate::telemetry::init(config.log_format);
+    for name in &config.unknown_env {
+        tracing::warn!(variable = %name, "this environment variable names no setting and is ignored");
+    }
     match cli.command {
         Command::Serve {
             listen,
@@ -587,7 +584,7 @@ async fn connect(config: &Config) -> anyhow::Result<Db> {
     Db::connect(config.database_url.expose(), 2).await.with_context(|| {
         format!(
             "cannot open the database {}",
-            crate::db::backend::redact_url(config.database_url.expose())
+            crate::config::redact_url(config.database_url.expose())
         )
     })
 }

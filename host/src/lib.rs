@@ -16,6 +16,7 @@ pub mod learning;
 pub mod lifecycle;
 pub mod mail;
 pub mod notify;
+pub mod outbox;
 pub mod plugins;
 pub mod portal;
 pub mod reports;

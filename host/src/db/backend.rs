@@ -24,7 +24,7 @@ impl Backend {
         } else {
             anyhow::bail!(
                 "database URL must start with sqlite: or postgres:// (got {})",
-                redact_url(url)
+                crate::config::redact_url(url)
             )
         }
     }
@@ -220,19 +220,5 @@ impl Backend {
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
             }
         }
-    }
-}
-
-/// A URL with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}{}:****{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }

@@ -21,6 +21,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Arguments, Transaction};
 use std::time::Duration;
 
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound values. On SQLite the
+/// placeholders are bound by position (`sql::positional`), so a larger statement costs no more per value;
+/// 200 rows measured faster than 50 (a round trip to the database thread each) and than 500.
+pub const CHUNK: usize = 200;
+
 /// A query with the arguments bound so far.
 pub type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 

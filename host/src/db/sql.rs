@@ -108,6 +108,22 @@ impl Sql {
         self
     }
 
+    /// Append `($1, v1, v2, …), (…)` for a multi-row insert whose first column is the tenant. Large batches
+    /// go in one statement each: on SQLite every statement is a round trip to its worker thread.
+    pub fn push_rows(&mut self, rows: &[Vec<Arg>]) -> &mut Self {
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("($1");
+            for value in row {
+                self.push(", ").push_bind(value.clone());
+            }
+            self.push(")");
+        }
+        self
+    }
+
     /// Register `value` and return its placeholder (`$n`) without appending it.
     pub fn bind(&mut self, value: impl Into<Arg>) -> String {
         self.args.push(value.into());

@@ -814,14 +814,14 @@ async fn approve(
     };
     let enrolled = enroll::enroll_many(&mut tx, &[item], &Source::person(&caller.actor()), "approval").await?;
     if let Some(enrollment) = enrolled.first().filter(|e| e.changed()) {
-        let event = crate::notify::Event::enrollment(
-            crate::notify::Kind::Approved,
+        let event = crate::outbox::Event::enrollment(
+            crate::outbox::Kind::Approved,
             &request.user_id,
             &request.course_id,
             enrollment.id(),
         )
         .by(Some(&caller.user_id));
-        crate::notify::emit(&mut tx, &[event]).await?;
+        crate::outbox::emit(&mut tx, &[event]).await?;
     }
     record(
         &mut tx,

@@ -863,8 +863,8 @@ async fn sign_up(state: &AppState, host: HostTenant, headers: &HeaderMap, req: S
     if let Some(reason) = &reason {
         // Those who may approve it are told, in this transaction.
         let event =
-            crate::notify::Event::about(crate::notify::Kind::SignupPending, &user_id).with("reason", reason.clone());
-        crate::notify::emit(&mut tx, &[event]).await?;
+            crate::outbox::Event::about(crate::outbox::Kind::SignupPending, &user_id).with("reason", reason.clone());
+        crate::outbox::emit(&mut tx, &[event]).await?;
     }
     let mut pending: Vec<Pending> = Vec::new();
     let mut cookie = None;
@@ -1239,8 +1239,8 @@ async fn approve(
         Change::updated("signup.approve", "signup", &id, json!(before), json!(after)),
     )
     .await?;
-    let event = crate::notify::Event::about(crate::notify::Kind::Approved, &user_id).by(Some(&caller.user_id));
-    crate::notify::emit(&mut tx, &[event]).await?;
+    let event = crate::outbox::Event::about(crate::outbox::Kind::Approved, &user_id).by(Some(&caller.user_id));
+    crate::outbox::emit(&mut tx, &[event]).await?;
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), p1).await;
     automation::after_commit(&state, caller.db(), p2).await;

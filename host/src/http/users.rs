@@ -638,10 +638,10 @@ async fn create(
             "{}/password-reset/{token}",
             crate::notify::academy_url(&state, &caller.tenant)
         );
-        let event = crate::notify::Event::about(crate::notify::Kind::Invited, &id)
+        let event = crate::outbox::Event::about(crate::outbox::Kind::Invited, &id)
             .by(Some(&caller.user_id))
             .with("link", link);
-        crate::notify::emit(&mut tx, &[event]).await?;
+        crate::outbox::emit(&mut tx, &[event]).await?;
     }
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), pending).await;

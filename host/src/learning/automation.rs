@@ -9,8 +9,9 @@
 //! Every action a rule or plugin takes or tries is written to `automation_log` with its source and outcome;
 //! applied ones also go to the audit log under the rule's or plugin version's name.
 
-use super::{CHUNK, DAY_MS, Source, push_rows};
+use super::{DAY_MS, Source};
 use crate::auth::Actor;
+use crate::db::CHUNK;
 use crate::db::{Arg, Sql, TenantDb, TenantTx, new_id, now_ms};
 use crate::error::ApiResult;
 use crate::plugins::host_api::View;
@@ -497,14 +498,14 @@ impl Journal {
             let mut sql = Sql::tenant(
                 "INSERT INTO automation_log (tenant_id, id, at, user_id, source, trigger_name, action, outcome, message) VALUES ",
             );
-            push_rows(&mut sql, chunk);
+            sql.push_rows(chunk);
             tx.execute_sql(&sql).await?;
         }
         for chunk in self.audit.chunks(CHUNK) {
             let mut sql = Sql::tenant(
                 "INSERT INTO audit_log (tenant_id, id, at, actor_type, actor_id, actor_label, action, target_type, target_id, after, request_id) VALUES ",
             );
-            push_rows(&mut sql, chunk);
+            sql.push_rows(chunk);
             tx.execute_sql(&sql).await?;
         }
         Ok(())
@@ -639,7 +640,7 @@ async fn plan(
         .collect();
     for chunk in rows.chunks(CHUNK) {
         let mut sql = Sql::tenant("INSERT INTO rule_firings (tenant_id, rule_id, user_id, fires, last_at) VALUES ");
-        push_rows(&mut sql, chunk);
+        sql.push_rows(chunk);
         sql.push(
             " ON CONFLICT (rule_id, user_id) DO UPDATE SET fires = rule_firings.fires + excluded.fires, last_at = excluded.last_at",
         );
@@ -934,7 +935,7 @@ async fn add_members(
             .iter()
             .map(|(p, org)| vec![Arg::from(p.user_id.clone()), Arg::from(org.clone()), Arg::Int(now)])
             .collect();
-        push_rows(&mut sql, &rows);
+        sql.push_rows(&rows);
         sql.push(" ON CONFLICT DO NOTHING RETURNING user_id, org_id");
         let inserted: HashSet<(String, String)> = tx
             .fetch_all_sql(&sql)
@@ -968,7 +969,7 @@ async fn add_tags(
             .iter()
             .map(|(p, tag)| vec![Arg::from(p.user_id.clone()), Arg::from(tag.clone()), Arg::Int(now)])
             .collect();
-        push_rows(&mut sql, &values);
+        sql.push_rows(&values);
         sql.push(" ON CONFLICT DO NOTHING RETURNING user_id, tag_id");
         let inserted: HashSet<(String, String)> = tx
             .fetch_all_sql(&sql)

@@ -1,8 +1,9 @@
 //! Enrollments: creating them (one or many at once, idempotently), dropping them, and their history.
 
-use super::{CHUNK, DAY_MS, Source, push_rows};
+use super::{DAY_MS, Source};
+use crate::db::CHUNK;
 use crate::db::{Arg, Sql, TenantTx, new_id, now_ms};
-use crate::notify;
+use crate::outbox;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
@@ -168,16 +169,16 @@ pub async fn enroll_many(
     // An approved request is told as "approved" by its approver; everything else as "enrolled".
     if origin != "approval" {
         let mut told = HashSet::new();
-        let events: Vec<notify::Event> = items
+        let events: Vec<outbox::Event> = items
             .iter()
             .zip(&results)
             .filter(|(_, r)| r.changed() && told.insert(r.id().to_owned()))
             .map(|(i, r)| {
-                notify::Event::enrollment(notify::Kind::Enrolled, &i.user_id, &i.course_id, r.id())
+                outbox::Event::enrollment(outbox::Kind::Enrolled, &i.user_id, &i.course_id, r.id())
                     .by(source.person_id())
             })
             .collect();
-        notify::emit(tx, &events).await?;
+        outbox::emit(tx, &events).await?;
     }
     Ok(results)
 }
@@ -225,7 +226,7 @@ pub async fn insert_history(tx: &mut TenantTx, rows: &[Vec<Arg>]) -> Result<(), 
         let mut sql = Sql::tenant(
             "INSERT INTO enrollment_history (tenant_id, id, enrollment_id, at, action, status, detail, cause) VALUES ",
         );
-        push_rows(&mut sql, chunk);
+        sql.push_rows(chunk);
         tx.execute_sql(&sql).await?;
     }
     Ok(())

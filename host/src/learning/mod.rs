@@ -100,23 +100,3 @@ impl Source {
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
-
-/// Append `($1, v1, v2, …), (…)` for a multi-row insert whose first column is the tenant. Large batches
-/// go in one statement each: on SQLite every statement is a round trip to its worker thread.
-pub(crate) fn push_rows(sql: &mut crate::db::Sql, rows: &[Vec<crate::db::Arg>]) {
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push("($1");
-        for value in row {
-            sql.push(", ").push_bind(value.clone());
-        }
-        sql.push(")");
-    }
-}
-
-/// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound values. On SQLite the
-/// placeholders are bound by position (`db::sql::positional`), so a larger statement costs no more per value;
-/// 200 rows measured faster than 50 (a round trip to the database thread each) and than 500.
-pub(crate) const CHUNK: usize = 200;

@@ -229,10 +229,10 @@ pub async fn complete(tx: &mut TenantTx, enrollment: &EnrollmentRow, source: &So
     }
     record(tx, &enrollment.id, "completed", "completed", None, source).await?;
     let told = |kind| {
-        crate::notify::Event::enrollment(kind, &enrollment.user_id, &enrollment.course_id, &enrollment.id)
+        crate::outbox::Event::enrollment(kind, &enrollment.user_id, &enrollment.course_id, &enrollment.id)
             .by(source.person_id())
     };
-    crate::notify::emit(tx, &[told(crate::notify::Kind::Completed)]).await?;
+    crate::outbox::emit(tx, &[told(crate::outbox::Kind::Completed)]).await?;
     let course = tx
         .query("SELECT issues_certificate, certificate_valid_days FROM courses WHERE tenant_id = $1 AND id = $2")
         .bind(enrollment.course_id.clone())
@@ -256,9 +256,9 @@ pub async fn complete(tx: &mut TenantTx, enrollment: &EnrollmentRow, source: &So
         .execute(tx.conn())
         .await?;
         record(tx, &enrollment.id, "certified", "completed", Some(&code), source).await?;
-        crate::notify::emit(
+        crate::outbox::emit(
             tx,
-            &[told(crate::notify::Kind::CertificateIssued).with("certificate_code", code.clone())],
+            &[told(crate::outbox::Kind::CertificateIssued).with("certificate_code", code.clone())],
         )
         .await?;
         certificate_code = Some(code);

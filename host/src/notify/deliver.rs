@@ -9,10 +9,10 @@
 //! transport writes each message under its own id (a repeat overwrites it); the `off` transport fails
 //! messages with that reason.
 
-use super::NotifySettings;
 use super::smtp::{Connection, SmtpError};
+use crate::config::mail::{MailSettings, MailTransport};
+use crate::config::notify::NotifySettings;
 use crate::db::{TenantDb, new_id, now_ms};
-use crate::mail::{MailSettings, MailTransport};
 use crate::state::AppState;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};

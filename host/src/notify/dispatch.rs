@@ -5,8 +5,9 @@
 //! guarded by the lease: every event becomes its messages exactly once.
 
 use super::templates::{Composer, Draft, Links};
-use super::{Event, Kind, NewMessage, insert_message};
+use super::{NewMessage, insert_message};
 use crate::db::{Sql, TenantDb, TenantTx, now_ms, rfc3339};
+use crate::outbox::{Event, Kind};
 use crate::plugins::bindings::notifications::exports::aula::plugin::notification_hooks as hooks;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind as PluginKind;

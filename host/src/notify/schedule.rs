@@ -6,9 +6,10 @@
 //! advance their schedule conditionally in the transaction that queues their mail.
 
 use super::templates::{Composer, Links};
-use super::{Event, Kind, NewMessage, insert_message};
+use super::{NewMessage, insert_message};
 use crate::db::{TenantDb, TenantTx, now_ms, rfc3339};
 use crate::learning::DAY_MS;
+use crate::outbox::{Event, Kind};
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind as PluginKind;
 use crate::plugins::runtime::{HookCall, HookOutput};
@@ -105,7 +106,7 @@ pub async fn remind(tx: &mut TenantTx, days: i64, now: i64) -> Result<usize, sql
             );
         }
     }
-    super::emit(tx, &events).await?;
+    crate::outbox::emit(tx, &events).await?;
     Ok(events.len())
 }
 

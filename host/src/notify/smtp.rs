@@ -8,7 +8,7 @@
 //! server never had the message (it is sent again); a crash after it means it may have (it is never sent
 //! again). What is left is the few microseconds between the record's commit and writing five bytes.
 
-use crate::mail::{MailSettings, SmtpTls};
+use crate::config::mail::{MailSettings, SmtpTls};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -145,8 +145,10 @@ impl Connection {
         }
         if let Some(user) = settings.smtp_username.as_deref().filter(|u| !u.is_empty()) {
             use base64::Engine;
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{user}\0{}", settings.smtp_password.expose()));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                "\0{user}\0{}",
+                secrecy::ExposeSecret::expose_secret(&settings.smtp_password)
+            ));
             conn.command(&format!("AUTH PLAIN {token}"), "authenticating").await?;
         }
         Ok(conn)

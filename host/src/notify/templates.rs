@@ -5,10 +5,10 @@
 //! academy's template may add an HTML body; otherwise the text is turned into paragraphs. Either way the HTML
 //! goes into the branded layout (`mail/layout.html.hbs`): the academy's name, logo and accent color.
 
-use super::Kind;
 use super::dispatch::Person;
 use crate::db::TenantTx;
 use crate::error::ApiError;
+use crate::outbox::Kind;
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 use sqlx::Row;

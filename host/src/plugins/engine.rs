@@ -1,7 +1,7 @@
 //! The one wasmtime engine: component model, pooling allocator with copy-on-write memory images, epoch
 //! interruption driven by a ticker thread, async calls.
 
-use super::limits::PluginSettings;
+use crate::config::plugins::PluginSettings;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};

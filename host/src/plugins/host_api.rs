@@ -4,9 +4,9 @@
 //! tenant-bound [`TenantDb`] and the view's filters.
 
 use super::bindings::{config, directory, kv, log, records, types};
-use super::limits::Limits;
 use super::manifest::{CapSet, Capability};
 use super::output::{LogSink, encoded_size};
+use crate::config::plugins::Limits;
 use crate::db::{Backend, Sql, TenantDb, TenantTx, now_ms, rfc3339};
 use crate::scope::Reach;
 use crate::segments::SegmentDef;

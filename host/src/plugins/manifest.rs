@@ -34,6 +34,16 @@ impl Kind {
         }
     }
 
+    /// This kind's limits among the configured ones.
+    pub fn limits(self, all: &crate::config::plugins::KindLimits) -> crate::config::plugins::Limits {
+        match self {
+            Kind::Branding => all.branding,
+            Kind::Enrollment => all.enrollment,
+            Kind::Notifications => all.notifications,
+            Kind::Reports => all.reports,
+        }
+    }
+
     /// Parse a manifest or API name.
     pub fn parse(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == name)

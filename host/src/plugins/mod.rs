@@ -4,7 +4,6 @@ pub mod devtools;
 pub mod engine;
 pub mod host_api;
 pub mod inspect;
-pub mod limits;
 pub mod manifest;
 pub mod output;
 pub mod runtime;

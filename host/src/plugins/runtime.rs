@@ -11,9 +11,9 @@ use super::bindings::{branding, enrollment, notifications, reports};
 use super::engine::PluginEngine;
 use super::host_api::{HostState, PluginSettingsView, Stop, View};
 use super::inspect::Inspection;
-use super::limits::{Limits, PluginSettings};
 use super::manifest::{CapSet, Capability, Kind, Manifest};
 use super::output::{LogLine, LogSink, encoded_size};
+use crate::config::plugins::{Limits, PluginSettings};
 use crate::db::TenantDb;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -446,7 +446,7 @@ impl Runtime {
         view: View,
         call: HookCall,
     ) -> (Result<HookOutput, HookError>, CallStats) {
-        let limits = self.settings.limits.of(loaded.kind);
+        let limits = loaded.kind.limits(&self.settings.limits);
         let mut stats = CallStats {
             limits,
             ..CallStats::default()

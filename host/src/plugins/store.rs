@@ -340,11 +340,11 @@ async fn disable(tx: &mut TenantTx, loaded: &Loaded, count: i64, kind: &str, mes
     .bind(now_ms())
     .execute(tx.conn())
     .await?;
-    let event = crate::notify::Event::academy(crate::notify::Kind::PluginDisabled).with(
+    let event = crate::outbox::Event::academy(crate::outbox::Kind::PluginDisabled).with(
         "plugin",
         json!({ "name": loaded.name, "version": loaded.version, "reason": reason }),
     );
-    crate::notify::emit(tx, &[event]).await?;
+    crate::outbox::emit(tx, &[event]).await?;
     Ok(())
 }
 

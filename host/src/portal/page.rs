@@ -525,7 +525,7 @@ impl FromRequest<AppState> for Posted {
             .as_deref()
             .is_some_and(|ct| ct.starts_with("multipart/form-data"));
         let limit = if multipart {
-            crate::plugins::limits::MAX_UPLOAD_BYTES
+            crate::config::plugins::MAX_UPLOAD_BYTES
         } else {
             state.config.max_body_bytes
         };
