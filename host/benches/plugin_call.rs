@@ -5,11 +5,11 @@
 //! `cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir target/wasm`
 //! (`benches/plugins.sh` does that and then runs this).
 
+use aula::config::plugins::PluginSettings;
 use aula::db::Db;
 use aula::plugins::bindings::enrollment::exports::aula::plugin::enrollment_hooks as hooks;
 use aula::plugins::bindings::types;
 use aula::plugins::host_api::View;
-use aula::plugins::limits::PluginSettings;
 use aula::plugins::manifest::Manifest;
 use aula::plugins::runtime::{HookCall, HookOutput, Runtime};
 use aula_sdk::enrollment::Enrollment;

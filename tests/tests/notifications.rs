@@ -502,7 +502,7 @@ async fn notification_plugin_rewrites_reminders(app: &TestApp) {
 /// and is sent on its 8th; one on its 8th, the last `max_attempts` allows, is given up and never sent, so a
 /// message that keeps bringing its sender down is not tried forever.
 async fn an_interrupted_last_attempt_is_given_up(app: &TestApp) {
-    let max = aula::notify::NotifySettings::default().max_attempts;
+    let max = aula::config::notify::NotifySettings::default().max_attempts;
     assert_eq!(max, 8, "the default, which `fast` keeps");
     // Their lease runs out in a moment: after both rows of each are in place, as a killed sender leaves them.
     let lease_until = aula::db::now_ms() + 1000;

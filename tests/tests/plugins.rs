@@ -335,7 +335,7 @@ async fn faults_stay_with_the_call(app: &TestApp) {
 async fn logs_and_output_streams_are_capped(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
     let id = deploy(&admin, &guest_manifest("misbehave"), &wasm("misbehave")).await;
-    let budget = aula::plugins::limits::Limits::for_kind(aula::plugins::manifest::Kind::Enrollment).log_bytes();
+    let budget = aula::config::plugins::Limits::ENROLLMENT.log_bytes();
 
     let answer = invoke(&admin, &id, "on-signup", signup("log-flood")).await;
     assert_eq!(answer["outcome"], "ok", "{answer}");

@@ -325,7 +325,7 @@ pub async fn load_grants(tx: &mut crate::db::TenantTx, user_id: &str) -> Result<
                 let def: String = row.try_get("definition")?;
                 GrantScope::Segment {
                     id: row.try_get("segment_id")?,
-                    def: crate::segments::SegmentDef::parse_stored(&def),
+                    def: crate::scope::segment::SegmentDef::parse_stored(&def),
                 }
             }
         };

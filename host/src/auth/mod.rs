@@ -4,6 +4,7 @@
 mod cache;
 pub(crate) mod extract;
 pub mod password;
+pub mod session;
 
 pub use cache::{CallerCache, MAX_CALLERS};
 pub use extract::RequestHost;

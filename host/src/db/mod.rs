@@ -12,9 +12,13 @@
 
 pub mod backend;
 mod sql;
+mod time;
+mod values;
 
 pub use backend::Backend;
 pub use sql::{Arg, Sql};
+pub use time::{Timestamp, now_ms, rfc3339};
+pub use values::{Flag, JsonText};
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
@@ -363,47 +367,9 @@ pub(crate) fn add_arg(out: &mut AnyArguments<'_>, arg: &Arg) {
     };
 }
 
-/// Now, in unix milliseconds.
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// A new time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// Render unix milliseconds as RFC 3339.
-/// RFC 3339, always with milliseconds and `Z` (`2026-11-22T07:26:05.265Z`).
-///
-/// Every list renders several of these per item, so this is plain arithmetic (the civil-from-days algorithm)
-/// rather than a general formatter; a test compares it with the `time` crate across the whole range we use.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Is this database error a unique-constraint violation, and of which index?
@@ -420,29 +386,50 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
     Some(db.message().to_owned())
 }
 
+/// Turning a violated constraint into the domain's own error, by the constraint's (or index's) name.
+///
+/// ```ignore
+/// const CONSTRAINTS: Constraints<Error> = &[
+///     ("orgs_sibling_name", || Error::duplicate("name", "…")),
+///     ("external_id", || Error::duplicate("external_id", "…")),
+/// ];
+/// tx.query(INSERT).execute(tx.conn()).await.on_constraint(CONSTRAINTS)?;
+/// ```
+/// Any other error (another constraint, or none) becomes `E` through `From<sqlx::Error>`. PostgreSQL names the
+/// constraint; SQLite names the index of an expression index, or the table and column (`users.email`), in its
+/// message, so a case matches when its name appears in either.
+pub trait ResultExt<T> {
+    /// Map the first matching constraint to its error.
+    fn on_constraint<E: From<sqlx::Error>>(self, cases: Constraints<E>) -> Result<T, E>;
+}
+
+/// Constraint (or index) names with the error each stands for.
+pub type Constraints<E> = &'static [(&'static str, fn() -> E)];
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(self, cases: Constraints<E>) -> Result<T, E> {
+        self.map_err(|err| constraint_error(err, cases))
+    }
+}
+
+/// The error a violated constraint stands for (see [`ResultExt`]).
+pub fn constraint_error<E: From<sqlx::Error>>(err: sqlx::Error, cases: Constraints<E>) -> E {
+    let violated = unique_violation(&err).or_else(|| {
+        foreign_key_violation(&err).then(|| {
+            let db = err.as_database_error();
+            db.and_then(|d| d.constraint().map(str::to_owned))
+                .or_else(|| db.map(|d| d.message().to_owned()))
+                .unwrap_or_default()
+        })
+    });
+    match violated.and_then(|name| cases.iter().find(|(case, _)| name.contains(case))) {
+        Some((_, make)) => make(),
+        None => E::from(err),
+    }
+}
+
 /// Is this a foreign-key violation?
 pub fn foreign_key_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| matches!(db.kind(), sqlx::error::ErrorKind::ForeignKeyViolation))
-}
-
-#[cfg(test)]
-mod time_tests {
-    #[test]
-    fn rfc3339_matches_the_time_crate() {
-        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
-            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-        let mut ms: i64 = 0;
-        // From 1970 to beyond 2100, in uneven steps that hit leap days, month ends and every millisecond digit.
-        while ms < 4_200_000_000_000 {
-            let expected = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-                .expect("in range")
-                .format(FORMAT)
-                .expect("formats");
-            assert_eq!(super::rfc3339(ms), expected, "{ms}");
-            ms += 79_199_933;
-        }
-        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(super::rfc3339(1_795_332_365_265), "2026-11-22T07:26:05.265Z");
-    }
 }

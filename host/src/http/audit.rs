@@ -61,7 +61,7 @@ struct Params {
 }
 
 fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
-    super::common::time_field(field, v)
+    Ok(super::common::time_field(field, v)?)
 }
 
 async fn list(

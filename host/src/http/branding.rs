@@ -248,7 +248,7 @@ async fn preview(
 async fn read_org(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<BrandingSettings>> {
     caller.require(Permission::OrgsRead)?;
     let mut tx = caller.db().begin_read().await?;
-    let org = super::orgs::find_in_reach(&mut tx, &caller, Permission::OrgsRead, &id).await?;
+    let org = crate::directory::orgs::find_in_reach(&mut tx, &caller.grants.reach(Permission::OrgsRead), &id).await?;
     let settings = org_settings(&mut tx, &org.id).await?.unwrap_or_default();
     tx.commit().await?;
     Ok(axum::Json(settings))
@@ -276,7 +276,7 @@ async fn replace_org(
     // Who may change it first: someone without the right learns nothing from validation messages.
     caller.require(Permission::OrgsWrite)?;
     let mut tx = caller.db().begin().await?;
-    let org = super::orgs::find_in_reach(&mut tx, &caller, Permission::OrgsWrite, &id).await?;
+    let org = crate::directory::orgs::find_in_reach(&mut tx, &caller.grants.reach(Permission::OrgsWrite), &id).await?;
     settings.validate(&state.portal.locales)?;
     if let Some(locale) = &settings.default_locale
         && crate::portal::i18n::allowed(&caller.tenant.settings.allowed_locales, locale).is_none()
@@ -309,7 +309,7 @@ async fn replace_org(
 async fn remove_org(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     caller.require(Permission::OrgsWrite)?;
     let mut tx = caller.db().begin().await?;
-    let org = super::orgs::find_in_reach(&mut tx, &caller, Permission::OrgsWrite, &id).await?;
+    let org = crate::directory::orgs::find_in_reach(&mut tx, &caller.grants.reach(Permission::OrgsWrite), &id).await?;
     let Some(before) = org_settings(&mut tx, &org.id).await? else {
         return Err(ApiError::NotFound {
             what: "organization branding",

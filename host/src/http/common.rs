@@ -194,60 +194,7 @@ fn next_link(uri: &axum::http::Uri, cursor: &str) -> String {
     format!("{}?{}", uri.path(), q.finish())
 }
 
-/// Check a required text field: trimmed, not empty, at most `max` characters.
-pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(ApiError::invalid(field, format!("must have at most {max} characters")));
-    }
-    if v.chars().any(|c| c.is_control()) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
-    }
-    Ok(v.to_owned())
-}
-
-/// Check an optional text field.
-pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => text(field, v, max).map(Some),
-    }
-}
-
-/// Check an e-mail address (shape only; delivery proves the rest). Returns it lower-cased.
-pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
-    let v = text(field, value, 254)?.to_lowercase();
-    let ok = v.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-    }) && !v.contains(char::is_whitespace)
-        && v.matches('@').count() == 1;
-    if !ok {
-        return Err(ApiError::invalid(
-            field,
-            "must be an e-mail address such as ada@example.com",
-        ));
-    }
-    Ok(v)
-}
-
-/// Deserialize a field that may be absent, `null` (clear it) or a value: `Option<Option<T>>`.
-pub fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    serde::Deserialize::deserialize(de).map(Some)
-}
-
-/// Read an RFC 3339 time from a request field, as unix milliseconds.
-pub fn time_field(field: &str, v: &str) -> Result<i64, ApiError> {
-    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
-}
+pub use crate::fields::{double_option, email, opt_text, text, time_field};
 
 /// The academy of a public request's host (sign-in, sign-up, password reset): 404 for a host that names no
 /// academy, `tenant_host_required` on the platform's own host, 403 for a suspended academy. `doing` completes
@@ -272,4 +219,14 @@ pub fn public_academy(host: crate::tenancy::HostTenant, doing: &str) -> Result<c
         });
     }
     Ok(tenant)
+}
+
+/// The context in which the academy's rules and enrollment plugins act on a caller's change: the caller, and
+/// what they reach with `users.write` (plugin actions outside it are refused).
+pub fn rules_context(caller: &crate::auth::Caller) -> crate::learning::automation::Context {
+    crate::learning::automation::Context::person(
+        caller.actor(),
+        &caller.user_id,
+        caller.grants.reach(crate::scope::Permission::UsersWrite),
+    )
 }

@@ -413,7 +413,7 @@ async fn check_orgs(tx: &mut TenantTx, org_ids: &[String]) -> ApiResult<Vec<Stri
         if !seen.insert(id.to_owned()) {
             return Err(ApiError::invalid(field, "names an organization twice"));
         }
-        if super::orgs::find(tx, id).await?.is_none() {
+        if crate::directory::orgs::find(tx, id).await?.is_none() {
             return Err(ApiError::invalid(field, "no such organization"));
         }
         out.push(id.to_owned());

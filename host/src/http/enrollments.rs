@@ -8,7 +8,7 @@ use crate::auth::Caller;
 use crate::db::{Sql, TenantTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::learning::Source;
-use crate::learning::automation::{self, Context};
+use crate::learning::automation;
 use crate::learning::enroll::{self, Enrolled, NewEnrollment};
 use crate::learning::{jobs, progress};
 use crate::scope::{Permission, Reach};
@@ -303,7 +303,7 @@ async fn list(
         sql.push(" AND e.course_id = ").push_bind(course);
     }
     if let Some(org) = &p.org_id {
-        let path = crate::http::orgs::find(&mut tx, org)
+        let path = crate::directory::orgs::find(&mut tx, org)
             .await?
             .ok_or_else(|| ApiError::invalid("org_id", "no such organization"))?
             .path;
@@ -350,7 +350,7 @@ struct NewEnrollmentIn {
 }
 
 fn due(field: &str, due_at: Option<&str>) -> ApiResult<Option<i64>> {
-    due_at.map(|d| time_field(field, d)).transpose()
+    Ok(due_at.map(|d| time_field(field, d)).transpose()?)
 }
 
 async fn create(
@@ -448,7 +448,7 @@ async fn bulk(caller: Caller, Json(req): Json<BulkIn>) -> ApiResult<(StatusCode,
     let mut who = Sql::tenant("SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.status IN ('active', 'pending')");
     match (&req.org_id, &req.segment_id) {
         (Some(org), None) => {
-            let org = crate::http::orgs::find(&mut tx, org)
+            let org = crate::directory::orgs::find(&mut tx, org)
                 .await?
                 .filter(|o| reach.covers_org_path(&o.path))
                 .ok_or_else(|| ApiError::invalid("org_id", "no such organization within your scope"))?;
@@ -460,7 +460,7 @@ async fn bulk(caller: Caller, Json(req): Json<BulkIn>) -> ApiResult<(StatusCode,
             .push(")");
         }
         (None, Some(segment)) => {
-            let def = crate::http::segments::load_def(&mut tx, segment)
+            let def = crate::directory::segments::load_def(&mut tx, segment)
                 .await?
                 .ok_or_else(|| ApiError::invalid("segment_id", "no such segment"))?;
             who.push(" AND (");
@@ -679,20 +679,18 @@ async fn mark_complete(
         Change::updated("enrollment.complete", "enrollment", &id, json!(before), json!(after)),
     )
     .await?;
-    let pending = automation::run_rules(&mut tx, step.completed.into_iter().collect(), context(&caller)).await?;
+    let pending = automation::run_rules(
+        &mut tx,
+        step.completed.into_iter().collect(),
+        super::common::rules_context(&caller),
+    )
+    .await?;
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), pending).await;
     Ok(axum::Json(after))
 }
 
 /// The automation context of a person's request: plugin actions stay within what they may change.
-pub(crate) fn context(caller: &Caller) -> Context {
-    Context {
-        actor: caller.actor(),
-        person: Some((caller.user_id.clone(), caller.grants.reach(Permission::UsersWrite))),
-    }
-}
-
 /// A request to join a course.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RequestOut {

@@ -104,7 +104,7 @@ async fn resolve_scope(tx: &mut TenantTx, scope: &ScopeRef) -> ApiResult<GrantSc
     Ok(match scope {
         ScopeRef::Tenant => GrantScope::Tenant,
         ScopeRef::Org { id } => {
-            let org = super::orgs::find(tx, id)
+            let org = crate::directory::orgs::find(tx, id)
                 .await?
                 .ok_or_else(|| ApiError::invalid("scope.id", "no such organization"))?;
             GrantScope::Org {
@@ -113,7 +113,7 @@ async fn resolve_scope(tx: &mut TenantTx, scope: &ScopeRef) -> ApiResult<GrantSc
             }
         }
         ScopeRef::Segment { id } => {
-            let def = super::segments::load_def(tx, id)
+            let def = crate::directory::segments::load_def(tx, id)
                 .await?
                 .ok_or_else(|| ApiError::invalid("scope.id", "no such segment"))?;
             GrantScope::Segment { id: id.clone(), def }
@@ -124,7 +124,7 @@ async fn resolve_scope(tx: &mut TenantTx, scope: &ScopeRef) -> ApiResult<GrantSc
 async fn create(caller: Caller, Json(req): Json<NewGrant>) -> ApiResult<(StatusCode, axum::Json<GrantOut>)> {
     let reach = caller.require(Permission::GrantsWrite)?;
     let mut tx = caller.db().begin().await?;
-    super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &req.user_id)
+    crate::directory::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &req.user_id)
         .await
         .map_err(|_| ApiError::invalid("user_id", "no such user within your scope"))?;
     let role = super::roles::find(&mut tx, &req.role)
@@ -194,7 +194,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     let grant = find(&mut tx, &id).await?;
     let scope = resolve_scope(&mut tx, &grant.scope).await?;
     let user_visible =
-        super::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &grant.user_id)
+        crate::directory::users::load_in_reach(&mut tx, &caller.grants.reach(Permission::UsersRead), &grant.user_id)
             .await
             .is_ok();
     if !reach.covers_scope(&scope) || !user_visible {

@@ -4,8 +4,7 @@
 use super::api::{Api, Op};
 use super::common::{Json, Path, Query};
 use super::enrollments::{
-    CERTIFICATE_SELECT, CertificateOut, ENROLLMENT_SELECT, EnrollmentOut, certificate_from_row, context,
-    enrollment_from_row,
+    CERTIFICATE_SELECT, CertificateOut, ENROLLMENT_SELECT, EnrollmentOut, certificate_from_row, enrollment_from_row,
 };
 use crate::audit::{Change, record};
 use crate::auth::Caller;
@@ -484,7 +483,12 @@ async fn complete_lesson(
     }
     let source = Source::person(&caller.actor());
     let step = progress::complete_lesson(&mut tx, &enrollment, &lesson, None, &source).await?;
-    let pending = automation::run_rules(&mut tx, step.completed.into_iter().collect(), context(&caller)).await?;
+    let pending = automation::run_rules(
+        &mut tx,
+        step.completed.into_iter().collect(),
+        super::common::rules_context(&caller),
+    )
+    .await?;
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), pending).await;
     Ok(axum::Json(LessonDone {
@@ -512,8 +516,12 @@ async fn attempt(
     let lesson = progress::lesson(&mut tx, &course_id, &lesson_id).await?;
     let source = Source::person(&caller.actor());
     let mut result = progress::attempt_quiz(&mut tx, &enrollment, &lesson, &req.answers, &source).await?;
-    let pending =
-        automation::run_rules(&mut tx, result.completed.take().into_iter().collect(), context(&caller)).await?;
+    let pending = automation::run_rules(
+        &mut tx,
+        result.completed.take().into_iter().collect(),
+        super::common::rules_context(&caller),
+    )
+    .await?;
     tx.commit().await?;
     automation::after_commit(&state, caller.db(), pending).await;
     Ok((StatusCode::CREATED, axum::Json(result)))

@@ -431,7 +431,7 @@ async fn preview(
     let candidate = req.template.map(TemplateIn::checked).transpose()?;
     let mut tx = caller.db().begin_read().await?;
     let links = Links {
-        academy_url: Some(crate::notify::academy_url(&state, &caller.tenant)),
+        academy_url: Some(crate::tenancy::academy_url(&state.config, &caller.tenant)),
     };
     let composer = Composer::with_links(&mut tx, links).await?;
     let template = match candidate {

@@ -220,9 +220,14 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     caller.require_tenant_wide(Permission::TenantManage)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
-    let using = super::segments::segments_using(&mut tx, |d| d.fields.iter().any(|f| f.key == before.key)).await?;
+    let using =
+        crate::directory::segments::segments_using(&mut tx, |d| d.fields.iter().any(|f| f.key == before.key)).await?;
     if !using.is_empty() {
-        return Err(super::segments::in_use("this profile field", &using));
+        return Err(crate::directory::Error::InUse {
+            what: "this profile field".into(),
+            segments: using,
+        }
+        .into());
     }
     // Drop the key from every profile in Rust, so both backends share one path.
     let rows = tx

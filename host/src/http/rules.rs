@@ -122,7 +122,7 @@ async fn check(tx: &mut TenantTx, def: &RuleDef) -> ApiResult<()> {
     }
     let when = &def.when;
     if let Some(org) = &when.org_id {
-        if crate::http::orgs::find(tx, org).await?.is_none() {
+        if crate::directory::orgs::find(tx, org).await?.is_none() {
             return Err(ApiError::invalid("definition.when.org_id", "no such organization"));
         }
     }
@@ -153,7 +153,7 @@ async fn check(tx: &mut TenantTx, def: &RuleDef) -> ApiResult<()> {
         let at = |f: &str| format!("definition.then[{i}].{f}");
         match action {
             Action::AddToOrg { org_id } | Action::RemoveFromOrg { org_id } => {
-                if crate::http::orgs::find(tx, org_id).await?.is_none() {
+                if crate::directory::orgs::find(tx, org_id).await?.is_none() {
                     return Err(ApiError::invalid(at("org_id"), "no such organization"));
                 }
             }

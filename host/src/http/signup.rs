@@ -8,10 +8,10 @@
 
 use super::api::{Api, Auth, Op};
 use super::common::{Json, Page, PageParams, Path, Query, email, opt_text, text};
-use super::orgs::{self, OrgRow};
 use crate::audit::{Change, record};
 use crate::auth::{Actor, Caller, RequestHost, password};
 use crate::db::{Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
+use crate::directory::orgs::{self, OrgRow};
 use crate::error::{ApiError, ApiResult};
 use crate::learning::automation::{self, Context, Decision, Event, Pending, SignupRequest};
 use crate::learning::signup::{self as policy, Invitation, Placement};
@@ -736,7 +736,7 @@ async fn sign_up(state: &AppState, host: HostTenant, headers: &HeaderMap, req: S
     if taken {
         return Err(email_taken());
     }
-    let profile = super::users::validate_profile(&mut tx, &req.profile, None).await?;
+    let profile = crate::directory::profile::validate(&mut tx, &req.profile, None).await?;
     tx.commit().await?;
 
     let hash = password::hash(req.password).await?;

@@ -174,9 +174,13 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
     caller.require_tenant_wide(Permission::TagsWrite)?;
     let mut tx = caller.db().begin().await?;
     let before = find(&mut tx, &id).await?;
-    let using = super::segments::segments_using(&mut tx, |d| d.tag_ids().any(|t| *t == id)).await?;
+    let using = crate::directory::segments::segments_using(&mut tx, |d| d.tag_ids().any(|t| *t == id)).await?;
     if !using.is_empty() {
-        return Err(super::segments::in_use("this tag", &using));
+        return Err(crate::directory::Error::InUse {
+            what: "this tag".into(),
+            segments: using,
+        }
+        .into());
     }
     tx.query("DELETE FROM user_tags WHERE tenant_id = $1 AND tag_id = $2")
         .bind(id.clone())

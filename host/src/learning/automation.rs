@@ -143,6 +143,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// A person acting, who reaches `reach` with `users.write`.
+    pub fn person(actor: Actor, user_id: &str, reach: Reach) -> Context {
+        Context {
+            actor,
+            person: Some((user_id.to_owned(), reach)),
+        }
+    }
+
     /// The academy itself acting.
     pub fn academy(actor: Actor) -> Context {
         Context { actor, person: None }
@@ -361,7 +369,7 @@ pub async fn load_rules(tx: &mut TenantTx, only: Option<&str>) -> Result<Vec<Rul
             continue;
         };
         let org_path = match &def.when.org_id {
-            Some(org) => crate::http::orgs::find(tx, org).await?.map(|o| o.path),
+            Some(org) => crate::directory::orgs::find(tx, org).await?.map(|o| o.path),
             None => None,
         };
         rules.push(Rule {
@@ -653,7 +661,7 @@ async fn plan(
 #[derive(Default)]
 struct Targets {
     tags: Option<HashMap<String, String>>,
-    orgs: HashMap<String, Option<crate::http::orgs::OrgRow>>,
+    orgs: HashMap<String, Option<crate::directory::orgs::OrgRow>>,
     courses: HashMap<String, Option<String>>,
     fields: Option<HashMap<String, String>>,
 }
@@ -677,9 +685,13 @@ impl Targets {
         Ok(self.tags.as_ref().and_then(|t| t.get(&name.to_lowercase()).cloned()))
     }
 
-    async fn org(&mut self, tx: &mut TenantTx, id: &str) -> Result<Option<crate::http::orgs::OrgRow>, sqlx::Error> {
+    async fn org(
+        &mut self,
+        tx: &mut TenantTx,
+        id: &str,
+    ) -> Result<Option<crate::directory::orgs::OrgRow>, sqlx::Error> {
         if !self.orgs.contains_key(id) {
-            let org = crate::http::orgs::find(tx, id).await?;
+            let org = crate::directory::orgs::find(tx, id).await?;
             self.orgs.insert(id.to_owned(), org);
         }
         Ok(self.orgs[id].clone())
@@ -722,7 +734,7 @@ async fn apply(
     let mut targets = Targets::default();
     let mut enrolls: Vec<(Planned, super::enroll::NewEnrollment)> = Vec::new();
     let mut tag_rows: Vec<(Planned, String)> = Vec::new();
-    let mut joins: Vec<(Planned, crate::http::orgs::OrgRow)> = Vec::new();
+    let mut joins: Vec<(Planned, crate::directory::orgs::OrgRow)> = Vec::new();
     let now = now_ms();
     for p in planned {
         if p.depth >= MAX_DEPTH {
@@ -888,7 +900,7 @@ async fn apply(
 /// per statement; otherwise one by one through the limit check, which locks and counts.
 async fn add_members(
     tx: &mut TenantTx,
-    joins: Vec<(Planned, crate::http::orgs::OrgRow)>,
+    joins: Vec<(Planned, crate::directory::orgs::OrgRow)>,
     journal: &mut Journal,
     rid: &Option<String>,
     changed: &mut Vec<(String, u8)>,
@@ -913,16 +925,16 @@ async fn add_members(
             limited.insert(org.id.clone(), n > 0);
         }
         if limited[&org.id] {
-            match crate::http::orgs::add_member(tx, &org, &p.user_id).await {
+            match crate::directory::orgs::add_member(tx, &org, &p.user_id).await {
                 Ok(true) => {
                     changed.push((p.user_id.clone(), p.depth + 1));
                     journal.note(&p, Outcome::Applied, None, rid);
                 }
                 Ok(false) => journal.note(&p, Outcome::Unchanged, None, rid),
-                Err(crate::error::ApiError::Unprocessable { message, .. }) => {
-                    journal.note(&p, Outcome::Refused, Some(message), rid)
+                Err(e @ crate::directory::Error::MemberLimit { .. }) => {
+                    journal.note(&p, Outcome::Refused, Some(e.to_string()), rid)
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         } else {
             bulk.push((p, org.id));

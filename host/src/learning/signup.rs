@@ -5,8 +5,8 @@
 //! caller's transaction so that a sign-up, its placement and the invitation use it spends commit together.
 
 use crate::db::{Backend, TenantTx, now_ms};
+use crate::directory::orgs::OrgRow;
 use crate::error::{ApiError, ApiResult};
-use crate::http::orgs::OrgRow;
 use crate::tenancy::TenantSettings;
 use sqlx::Row;
 
@@ -286,7 +286,7 @@ pub async fn claimed_domain(tx: &mut TenantTx, domain: &str) -> ApiResult<Option
     let Some(row) = row else { return Ok(None) };
     let org_id: String = row.try_get("org_id")?;
     let hold = row.try_get::<i64, _>("hold")? != 0;
-    Ok(crate::http::orgs::find(tx, &org_id).await?.map(|o| (o, hold)))
+    Ok(crate::directory::orgs::find(tx, &org_id).await?.map(|o| (o, hold)))
 }
 
 /// The refusal when the academy takes no sign-ups at all.
@@ -311,7 +311,7 @@ pub async fn place(
     }
     if let Some(token) = invitation {
         let invitation = usable_invitation(tx, token).await?;
-        let org = crate::http::orgs::find(tx, &invitation.org_id)
+        let org = crate::directory::orgs::find(tx, &invitation.org_id)
             .await?
             .ok_or_else(unknown_invitation)?;
         return Ok(Placement {

@@ -5,7 +5,7 @@ use crate::audit::{Change, record};
 use crate::auth::{Actor, IssuedToken, OPERATOR_TOKEN_PREFIX, issue_token, password, random_secret, secret_hash};
 use crate::db::{Db, TenantTx, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
-use crate::http::common::{email as check_email, text};
+use crate::fields::{email as check_email, text};
 use serde_json::json;
 use sqlx::Row;
 

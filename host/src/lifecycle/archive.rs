@@ -320,7 +320,9 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
             // definition decides what segment-scoped grants reach, a role's permissions what it allows.
             if let Value::String(text) = &value {
                 let structural = match (table.name, column.name) {
-                    ("segments", "definition") => serde_json::from_str::<crate::segments::SegmentDef>(text).is_err(),
+                    ("segments", "definition") => {
+                        serde_json::from_str::<crate::scope::segment::SegmentDef>(text).is_err()
+                    }
                     ("roles", "permissions") => serde_json::from_str::<Vec<String>>(text)
                         .map(|names| names.iter().any(|n| crate::scope::Permission::parse(n).is_none()))
                         .unwrap_or(true),

@@ -24,7 +24,7 @@ use crate::audit::{Change, record};
 use crate::auth::Actor;
 use crate::db::{Db, TenantTx, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
-use crate::http::common::text;
+use crate::fields::text;
 use crate::tenancy::{Tenant, TenantSettings, valid_domain, valid_slug};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -109,7 +109,7 @@ pub fn check_domain_outside_base(field: &str, domain: &str, base_domain: &str) -
 }
 
 fn check_name(field: &str, name: &str) -> ApiResult<String> {
-    text(field, name, 200)
+    Ok(text(field, name, 200)?)
 }
 
 /// Every tenant, by slug.

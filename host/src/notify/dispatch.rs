@@ -159,7 +159,7 @@ async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
     // Draft everything from one consistent read.
     let tenant = crate::tenancy::by_id(&mut state.db.platform().begin().await?, db.tenant_id()).await?;
     let links = Links {
-        academy_url: tenant.as_ref().map(|t| super::academy_url(state, t)),
+        academy_url: tenant.as_ref().map(|t| crate::tenancy::academy_url(&state.config, t)),
     };
     let mut tx = db.begin_read().await?;
     let composer = Composer::with_links(&mut tx, links).await?;

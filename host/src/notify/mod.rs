@@ -177,20 +177,6 @@ pub async fn insert_message(tx: &mut TenantTx, m: &NewMessage) -> Result<String,
     Ok(id)
 }
 
-/// The address of an academy's portal, for links in messages.
-pub fn academy_url(state: &AppState, tenant: &crate::tenancy::Tenant) -> String {
-    let scheme = if state.config.cookie_secure { "https" } else { "http" };
-    let host = tenant
-        .domains
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("{}.{}", tenant.slug, state.config.base_domain));
-    match state.config.notifications.link_port {
-        Some(port) => format!("{scheme}://{host}:{port}"),
-        None => format!("{scheme}://{host}"),
-    }
-}
-
 /// Run the outbox, delivery and the scheduler until the task is dropped.
 pub async fn run(state: AppState) {
     let settings = state.config.notifications.clone();

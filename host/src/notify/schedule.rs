@@ -143,7 +143,7 @@ pub async fn digest(
         return Ok(0);
     }
     let links = Links {
-        academy_url: Some(super::academy_url(state, tenant)),
+        academy_url: Some(crate::tenancy::academy_url(&state.config, tenant)),
     };
     let composer = Composer::with_links(&mut tx, links).await?;
     let rows = tx

@@ -9,7 +9,7 @@ use super::output::{LogSink, encoded_size};
 use crate::config::plugins::Limits;
 use crate::db::{Backend, Sql, TenantDb, TenantTx, now_ms, rfc3339};
 use crate::scope::Reach;
-use crate::segments::SegmentDef;
+use crate::scope::segment::SegmentDef;
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;

@@ -7,8 +7,8 @@
 use super::Viewer;
 use crate::db::{Backend, Sql, TenantTx};
 use crate::error::ApiError;
+use crate::scope::segment::SegmentDef;
 use crate::scope::{GrantScope, Permission, Reach};
-use crate::segments::SegmentDef;
 use sqlx::Row;
 use std::collections::BTreeMap;
 

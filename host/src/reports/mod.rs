@@ -230,6 +230,12 @@ impl From<ApiError> for RunError {
     }
 }
 
+impl From<crate::fields::FieldError> for RunError {
+    fn from(e: crate::fields::FieldError) -> Self {
+        RunError::Api(e.into())
+    }
+}
+
 impl From<sqlx::Error> for RunError {
     fn from(e: sqlx::Error) -> Self {
         RunError::Api(e.into())

@@ -18,7 +18,7 @@ pub use client::{Body, Client, Form, Reply};
 pub use fixture::{Directory, Needles};
 pub use snapshot::Snapshot;
 
-use aula::config::{Config, Secret};
+use aula::config::{Config, DatabaseUrl};
 use aula::db::Db;
 use sqlx::{Connection, Executor};
 use std::net::SocketAddr;
@@ -244,7 +244,7 @@ impl TestApp {
         let addr = listener.local_addr().expect("bound address");
         let mut config = Config {
             listen: addr.to_string(),
-            database_url: Secret::new(url),
+            database_url: DatabaseUrl::new(url),
             // Plain HTTP in tests; the cookie is sent by hand anyway.
             cookie_secure: false,
             ..Config::default()
@@ -255,11 +255,11 @@ impl TestApp {
         config.themes_dir = files_dir.join("themes").display().to_string();
         // Mail goes to an SMTP server of this host only, over plain TCP.
         let mail = aula_tests::smtp::SmtpServer::start().await;
-        config.mail = aula::mail::MailSettings {
-            transport: aula::mail::MailTransport::Smtp,
+        config.mail = aula::config::mail::MailSettings {
+            transport: aula::config::mail::MailTransport::Smtp,
             smtp_host: "127.0.0.1".into(),
             smtp_port: mail.port(),
-            smtp_tls: aula::mail::SmtpTls::None,
+            smtp_tls: aula::config::mail::SmtpTls::None,
             ..Default::default()
         };
         configure(&mut config);

@@ -6,7 +6,9 @@
 
 use crate::db::{Backend, Sql};
 use crate::error::ApiError;
-use crate::segments::SegmentDef;
+pub mod segment;
+
+pub use segment::SegmentDef;
 use serde::{Deserialize, Serialize};
 
 macro_rules! permissions {
@@ -187,6 +189,14 @@ pub struct Reach {
 }
 
 impl Reach {
+    /// The whole academy.
+    pub fn everything() -> Reach {
+        Reach {
+            all: true,
+            ..Reach::default()
+        }
+    }
+
     /// Reaches nothing at all.
     pub fn is_none(&self) -> bool {
         !self.all && self.org_paths.is_empty() && self.segments.is_empty()
