@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let serde_json::Value::Object(settings) = settings else {
         unreachable!()
     };
-    aula::plugins::store::deploy(&state.plugins, &db, &tenant, &actor, manifest, bytes, settings)
+    aula::plugins::store::deploy(&state.plugins, &tenant, &actor, manifest, bytes, settings)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let with_plugin = run(&state, &tenant, &staff, "p", users).await?;
@@ -176,7 +176,7 @@ async fn run(state: &AppState, tenant: &TenantDb, staff: &str, prefix: &str, use
         let events = ids.iter().map(|id| Event::created(id)).collect();
         let pending = automation::run_rules(&mut tx, events, Context::academy(Actor::system("import"))).await?;
         tx.commit().await?;
-        automation::after_commit(state, tenant, pending).await;
+        automation::after_commit(&state.plugins, tenant, pending).await;
         made += n;
     }
     Ok(started.elapsed())

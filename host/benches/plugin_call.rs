@@ -125,12 +125,11 @@ async fn setup() -> Setup {
     let Value::Object(settings) = settings() else {
         unreachable!()
     };
-    let uploaded = aula::plugins::store::deploy(&runtime, &db, &tenant, &actor, manifest, bytes, settings)
+    let host = aula::plugins::host::PluginHost::new(runtime.clone(), db.clone());
+    let uploaded = aula::plugins::store::deploy(&host, &tenant, &actor, manifest, bytes, settings)
         .await
         .unwrap();
-    let loaded = aula::plugins::store::load_active(&runtime, &db, &tenant, &uploaded.plugin.id)
-        .await
-        .unwrap();
+    let loaded = host.load_active(&tenant, &uploaded.plugin.id).await.unwrap();
     Setup {
         runtime,
         tenant,

@@ -1021,7 +1021,7 @@ pub async fn deploy_plugins(state: &crate::state::AppState, wasm_dir: &std::path
             let manifest = crate::plugins::manifest::Manifest::from_toml(demo_manifest(name).unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             let Value::Object(settings) = settings else { continue };
-            crate::plugins::store::deploy(&state.plugins, db, &tenant_db, &actor, manifest, bytes, settings)
+            crate::plugins::store::deploy(&state.plugins, &tenant_db, &actor, manifest, bytes, settings)
                 .await
                 .map_err(|e| anyhow::anyhow!("deploying {name} to {slug}: {e}"))?;
             deployed.push(format!("{slug}: {name}"));

@@ -22,8 +22,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// A password hash used when a login names no user, so both paths cost the same.
     pub dummy_hash: Arc<String>,
-    /// The plugin runtime (engine, linkers, loaded plugin versions).
-    pub plugins: Arc<crate::plugins::runtime::Runtime>,
+    /// The one door into plugins (runtime, engine, loaded plugin versions, and recording their calls).
+    pub plugins: Arc<crate::plugins::host::PluginHost>,
     /// Outgoing mail.
     pub mailer: Arc<crate::mail::Mailer>,
     /// The branded portal (themes, languages, branding caches).
@@ -42,7 +42,7 @@ impl AppState {
         let portal = crate::portal::Portal::new(&config.themes_dir)
             .unwrap_or_else(|e| panic!("the portal's default theme is broken: {e:#}"));
         AppState {
-            plugins: Arc::new(plugins),
+            plugins: Arc::new(crate::plugins::host::PluginHost::new(Arc::new(plugins), db.clone())),
             portal: Arc::new(portal),
             reports: Arc::default(),
             mailer: Arc::new(mailer),

@@ -5,7 +5,7 @@ use super::{Error, Result};
 use crate::db::TenantTx;
 use crate::db::{Flag, JsonText};
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::{FromRow, Row};
 use std::collections::HashMap;
 
 /// A profile field's definition, as far as checking a value needs it.
@@ -67,4 +67,17 @@ pub async fn validate(
         }
     }
     Ok(out)
+}
+
+/// The academy's profile fields and their types (`text`, `number`, `date`, `choice`), by key.
+pub async fn field_types(tx: &mut TenantTx) -> Result<HashMap<String, String>, sqlx::Error> {
+    let rows = tx
+        .query("SELECT key, field_type FROM profile_fields WHERE tenant_id = $1")
+        .fetch_all(tx.conn())
+        .await?;
+    let mut types = HashMap::new();
+    for row in rows {
+        types.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+    }
+    Ok(types)
 }

@@ -686,7 +686,7 @@ async fn mark_complete(
     )
     .await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(axum::Json(after))
 }
 

@@ -490,7 +490,7 @@ async fn complete_lesson(
     )
     .await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(axum::Json(LessonDone {
         progress: step.progress,
         status: step.status,
@@ -523,7 +523,7 @@ async fn attempt(
     )
     .await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok((StatusCode::CREATED, axum::Json(result)))
 }
 

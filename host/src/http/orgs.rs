@@ -251,7 +251,7 @@ async fn add_member_handler(
     };
     let pending = automation::run_rules(&mut tx, changed, rules_context(&caller)).await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok((
         if added { StatusCode::CREATED } else { StatusCode::OK },
         axum::Json(MemberOut::new(&user, org)),
@@ -275,6 +275,6 @@ async fn remove_member(
     .await?;
     let pending = automation::run_rules(&mut tx, vec![Event::changed(&user_id)], rules_context(&caller)).await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -449,7 +449,7 @@ async fn apply(
             )
             .await?;
             tx.commit().await?;
-            automation::after_commit(&state, &db, pending).await;
+            automation::after_commit(&state.plugins, &db, pending).await;
             Ok(report)
         },
     )

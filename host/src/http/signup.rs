@@ -742,7 +742,7 @@ async fn sign_up(state: &AppState, host: HostTenant, headers: &HeaderMap, req: S
     let hash = password::hash(req.password).await?;
     // Plugins may take their time: no transaction is open while they run.
     let verdict = automation::decide_signup(
-        state,
+        &state.plugins,
         &db,
         &SignupRequest {
             email: email.clone(),
@@ -894,7 +894,7 @@ async fn sign_up(state: &AppState, host: HostTenant, headers: &HeaderMap, req: S
     }
     tx.commit().await?;
     for p in pending {
-        automation::after_commit(state, &db, p).await;
+        automation::after_commit(&state.plugins, &db, p).await;
     }
 
     let message = match (&reason, &cookie) {
@@ -1034,7 +1034,7 @@ async fn accept_invitation(state: &AppState, caller: &Caller, req: AcceptBody) -
     )
     .await?;
     tx.commit().await?;
-    automation::after_commit(state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(axum::Json(AcceptOut {
         org_id: org.id,
         org_name: org.name,
@@ -1242,8 +1242,8 @@ async fn approve(
     let event = crate::outbox::Event::about(crate::outbox::Kind::Approved, &user_id).by(Some(&caller.user_id));
     crate::outbox::emit(&mut tx, &[event]).await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), p1).await;
-    automation::after_commit(&state, caller.db(), p2).await;
+    automation::after_commit(&state.plugins, caller.db(), p1).await;
+    automation::after_commit(&state.plugins, caller.db(), p2).await;
     Ok(axum::Json(after))
 }
 

@@ -190,7 +190,7 @@ async fn create(
         accounts::invite(&mut tx, &id, &checked.email, &academy, &caller.user_id).await?;
     }
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -219,7 +219,7 @@ async fn update(
     )
     .await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(axum::Json(after))
 }
 
@@ -268,7 +268,7 @@ async fn add_tag(
         &caller.grants.reach(Permission::OrgsRead),
     );
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(axum::Json(user))
 }
 
@@ -288,6 +288,6 @@ async fn remove_tag(
     .await?;
     let pending = automation::run_rules(&mut tx, vec![Event::changed(&id)], rules_context(&caller)).await?;
     tx.commit().await?;
-    automation::after_commit(&state, caller.db(), pending).await;
+    automation::after_commit(&state.plugins, caller.db(), pending).await;
     Ok(StatusCode::NO_CONTENT)
 }

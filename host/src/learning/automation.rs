@@ -14,56 +14,17 @@ use crate::auth::Actor;
 use crate::db::CHUNK;
 use crate::db::{Arg, Sql, TenantDb, TenantTx, new_id, now_ms};
 use crate::error::ApiResult;
+use crate::plugins::hooks::enrollment::{EventBatch, Happening};
+use crate::plugins::host::PluginHost;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind;
-use crate::plugins::runtime::{HookCall, HookOutput};
-use crate::plugins::store;
 use crate::scope::Reach;
-use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
-/// What a rule or plugin can do to a user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
-    /// Add to an organization (member limits apply).
-    AddToOrg {
-        /// The organization.
-        org_id: String,
-    },
-    /// Remove from an organization.
-    RemoveFromOrg {
-        /// The organization.
-        org_id: String,
-    },
-    /// Put a tag on the user (the tag must exist).
-    AddTag {
-        /// The tag's name.
-        tag: String,
-    },
-    /// Take a tag off.
-    RemoveTag {
-        /// The tag's name.
-        tag: String,
-    },
-    /// Enroll in a course (idempotent).
-    Enroll {
-        /// The course.
-        course_id: String,
-        /// Due this many days from now; the course's default when absent.
-        due_in_days: Option<u32>,
-    },
-    /// Set a profile field.
-    SetField {
-        /// The field's key.
-        key: String,
-        /// Its value.
-        value: String,
-    },
-}
+pub use crate::plugins::hooks::enrollment::{Action, Decision, Signup as SignupRequest};
 
 /// What happened to a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +41,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// What enrollment plugins are told happened.
+    fn happening(&self) -> Happening {
+        match self {
+            Trigger::UserCreated => Happening::Created,
+            Trigger::UserChanged => Happening::Changed,
+            Trigger::CourseCompleted { course_id } => Happening::Completed {
+                course_id: course_id.clone(),
+            },
+        }
+    }
+
     /// The trigger's name in rules and logs.
     pub fn name(&self) -> &'static str {
         match self {
@@ -163,32 +135,6 @@ impl Context {
 pub struct Pending {
     pub(crate) events: Vec<Event>,
     pub(crate) context: Context,
-}
-
-/// Someone signing up, as the enrollment plugins see them.
-#[derive(Debug, Clone)]
-pub struct SignupRequest {
-    /// E-mail address (already checked).
-    pub email: String,
-    /// Name.
-    pub name: String,
-    /// Preferred language.
-    pub locale: Option<String>,
-    /// Profile fields given.
-    pub profile: Map<String, Value>,
-    /// The organization of the invitation used, if any.
-    pub invited_to: Option<String>,
-}
-
-/// The plugins' verdict on a sign-up.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Let them in.
-    Approve,
-    /// Keep them pending for an admin, with the reason shown to admins.
-    Hold(String),
-    /// Turn them away, with the reason shown to them.
-    Refuse(String),
 }
 
 /// The verdict and the actions to apply once the user exists (after approval when held).
@@ -714,7 +660,7 @@ impl Targets {
 
     async fn field(&mut self, tx: &mut TenantTx, key: &str) -> Result<Option<String>, sqlx::Error> {
         if self.fields.is_none() {
-            self.fields = Some(crate::plugins::host_api::field_types(tx).await?);
+            self.fields = Some(crate::directory::profile::field_types(tx).await?);
         }
         Ok(self.fields.as_ref().and_then(|f| f.get(key).cloned()))
     }
@@ -1077,18 +1023,17 @@ pub async fn apply_rule_to(
 /// Run the enrollment plugins' `on-events` on what committed, and apply their answers. Fails open: a fault
 /// is recorded by the runtime and the change stands. Events caused by a plugin's own actions go through the
 /// rules but are not offered to the plugins again, so plugins cannot loop through each other.
-pub async fn after_commit(state: &AppState, tenant: &TenantDb, pending: Pending) {
+pub async fn after_commit(plugins: &PluginHost, tenant: &TenantDb, pending: Pending) {
     if pending.events.is_empty() {
         return;
     }
-    if let Err(e) = run_plugins(state, tenant, pending).await {
+    if let Err(e) = run_plugins(plugins, tenant, pending).await {
         tracing::error!(tenant = %tenant.tenant_id(), error = %e, "applying enrollment plugin actions failed");
     }
 }
 
-async fn run_plugins(state: &AppState, tenant: &TenantDb, pending: Pending) -> ApiResult<()> {
-    use crate::plugins::bindings::enrollment::exports::aula::plugin::enrollment_hooks as hooks;
-    let plugins = store::active_of_kind(&state.plugins, &state.db, tenant, Kind::Enrollment).await?;
+async fn run_plugins(host: &PluginHost, tenant: &TenantDb, pending: Pending) -> ApiResult<()> {
+    let plugins = host.active(tenant, Kind::Enrollment).await?;
     if plugins.is_empty() {
         return Ok(());
     }
@@ -1101,71 +1046,32 @@ async fn run_plugins(state: &AppState, tenant: &TenantDb, pending: Pending) -> A
         None => View::Tenant,
     };
     for batch in events.chunks(PLUGIN_BATCH) {
+        let happenings: Vec<Happening> = batch.iter().map(|e| e.trigger.happening()).collect();
+        let pairs: Vec<(&str, &Happening)> = batch.iter().map(|e| e.user_id.as_str()).zip(&happenings).collect();
         // The users as plugins see them, read once for every plugin.
-        let mut tx = tenant.begin_read().await?;
-        let types = crate::plugins::host_api::field_types(&mut tx).await?;
-        let mut ids: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut sql = Sql::tenant(
-            "SELECT u.id, u.email, u.name, u.locale, u.status, u.external_id, u.manager_id, u.profile \
-             FROM users u WHERE u.tenant_id = $1 AND u.id IN (",
-        );
-        sql.push_list(ids.iter().copied()).push(")");
-        let rows = tx.fetch_all_sql(&sql).await?;
-        let users = crate::plugins::host_api::load_users(&mut tx, rows, &types).await?;
-        tx.commit().await?;
-        let users: HashMap<String, crate::plugins::bindings::types::User> =
-            users.into_iter().map(|u| (u.id.clone(), u)).collect();
-        let mut sent: Vec<&Event> = Vec::with_capacity(batch.len());
-        let mut wit_events = Vec::with_capacity(batch.len());
-        for event in batch {
-            let Some(user) = users.get(&event.user_id) else {
-                continue;
-            };
-            wit_events.push(match &event.trigger {
-                Trigger::UserCreated => hooks::Event::UserCreated(user.clone()),
-                // The state before the change is not kept per event; plugins see the user as they are now.
-                Trigger::UserChanged => hooks::Event::UserChanged(hooks::UserChange {
-                    before: user.clone(),
-                    after: user.clone(),
-                }),
-                Trigger::CourseCompleted { course_id } => hooks::Event::CourseCompleted(hooks::Completion {
-                    user: user.clone(),
-                    course_id: course_id.clone(),
-                }),
-            });
-            sent.push(event);
-        }
-        if wit_events.is_empty() {
+        let prepared = EventBatch::load(tenant, &pairs).await?;
+        if prepared.is_empty() {
             continue;
         }
         let mut planned = Vec::new();
         for loaded in &plugins {
-            let (result, _) = store::call(
-                &state.plugins,
-                tenant,
-                loaded,
-                view.clone(),
-                HookCall::OnEvents(wit_events.clone()),
-            )
-            .await;
+            // Fails open: the runtime has recorded the fault; the changes stand.
+            let Ok(lists) = host.on_events(tenant, loaded, view.clone(), &prepared).await else {
+                continue;
+            };
             let source = Source::Plugin {
                 id: loaded.plugin_id.clone(),
                 name: loaded.name.clone(),
                 version: loaded.version.clone(),
             };
-            let Ok(HookOutput::OnEvents(lists)) = result else {
-                // Fails open: the runtime has recorded the fault; the changes stand.
-                continue;
-            };
-            for (event, actions) in sent.iter().zip(lists) {
+            for (&i, actions) in prepared.sent().iter().zip(lists) {
+                let event = &batch[i];
                 for action in actions {
                     planned.push(Planned {
                         user_id: event.user_id.clone(),
                         source: source.clone(),
                         trigger: event.trigger.name(),
-                        action: from_wit(action),
+                        action,
                         depth: event.depth + 1,
                     });
                 }
@@ -1185,38 +1091,14 @@ async fn run_plugins(state: &AppState, tenant: &TenantDb, pending: Pending) -> A
     Ok(())
 }
 
-fn from_wit(action: crate::plugins::bindings::enrollment::exports::aula::plugin::enrollment_hooks::Action) -> Action {
-    use crate::plugins::bindings::enrollment::exports::aula::plugin::enrollment_hooks::Action as W;
-    use crate::plugins::bindings::types::FieldValue;
-    match action {
-        W::AddToOrg(org_id) => Action::AddToOrg { org_id },
-        W::RemoveFromOrg(org_id) => Action::RemoveFromOrg { org_id },
-        W::AddTag(tag) => Action::AddTag { tag },
-        W::RemoveTag(tag) => Action::RemoveTag { tag },
-        W::Enroll(e) => Action::Enroll {
-            course_id: e.course_id,
-            due_in_days: e.due_in_days,
-        },
-        W::SetField(f) => Action::SetField {
-            key: f.key,
-            value: match f.value {
-                FieldValue::Text(s) | FieldValue::Date(s) | FieldValue::Choice(s) => s,
-                FieldValue::Number(n) => n.to_string(),
-            },
-        },
-    }
-}
-
 /// Ask every active enrollment plugin about a sign-up. Fails closed: a plugin that faults or errs holds the
 /// sign-up for an admin. The strictest answer wins (refuse, then hold, then approve).
-pub async fn decide_signup(state: &AppState, tenant: &TenantDb, request: &SignupRequest) -> Verdict {
-    use crate::plugins::bindings::enrollment::exports::aula::plugin::enrollment_hooks as hooks;
-    use crate::plugins::bindings::types::{FieldValue, ProfileField};
+pub async fn decide_signup(host: &PluginHost, tenant: &TenantDb, request: &SignupRequest) -> Verdict {
     let mut verdict = Verdict {
         decision: Decision::Approve,
         actions: Vec::new(),
     };
-    let plugins = match store::active_of_kind(&state.plugins, &state.db, tenant, Kind::Enrollment).await {
+    let plugins = match host.active(tenant, Kind::Enrollment).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "listing enrollment plugins for a sign-up failed");
@@ -1224,38 +1106,9 @@ pub async fn decide_signup(state: &AppState, tenant: &TenantDb, request: &Signup
             return verdict;
         }
     };
-    let input = hooks::Signup {
-        email: request.email.clone(),
-        name: request.name.clone(),
-        locale: request.locale.clone(),
-        profile: request
-            .profile
-            .iter()
-            .filter_map(|(key, value)| {
-                let value = match value {
-                    Value::String(s) => FieldValue::Text(s.clone()),
-                    Value::Number(n) => FieldValue::Number(n.as_f64()?),
-                    _ => return None,
-                };
-                Some(ProfileField {
-                    key: key.clone(),
-                    value,
-                })
-            })
-            .collect(),
-        invited_to: request.invited_to.clone(),
-    };
     for loaded in plugins {
-        let (result, _) = store::call(
-            &state.plugins,
-            tenant,
-            &loaded,
-            View::Tenant,
-            HookCall::OnSignup(input.clone()),
-        )
-        .await;
-        let decision = match result {
-            Ok(HookOutput::OnSignup(outcome)) => {
+        let decision = match host.on_signup(tenant, &loaded, request).await {
+            Ok(outcome) => {
                 let source = Source::Plugin {
                     id: loaded.plugin_id.clone(),
                     name: loaded.name.clone(),
@@ -1263,17 +1116,9 @@ pub async fn decide_signup(state: &AppState, tenant: &TenantDb, request: &Signup
                 };
                 verdict
                     .actions
-                    .extend(outcome.actions.into_iter().map(|a| (source.clone(), from_wit(a))));
-                match outcome.decision {
-                    hooks::Decision::Approve => Decision::Approve,
-                    hooks::Decision::Hold(reason) => Decision::Hold(reason),
-                    hooks::Decision::Refuse(reason) => Decision::Refuse(reason),
-                }
+                    .extend(outcome.actions.into_iter().map(|a| (source.clone(), a)));
+                outcome.decision
             }
-            Ok(_) => Decision::Hold(format!(
-                "plugin {} answered something other than a decision",
-                loaded.name
-            )),
             Err(e) => Decision::Hold(format!("plugin {} could not decide: {e}", loaded.name)),
         };
         verdict.decision = match (verdict.decision, decision) {

@@ -8,10 +8,9 @@ use super::templates::{Composer, Draft, Links};
 use super::{NewMessage, insert_message};
 use crate::db::{Sql, TenantDb, TenantTx, now_ms, rfc3339};
 use crate::outbox::{Event, Kind};
-use crate::plugins::bindings::notifications::exports::aula::plugin::notification_hooks as hooks;
+use crate::plugins::hooks::notifications as hooks;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind as PluginKind;
-use crate::plugins::runtime::{HookCall, HookOutput};
 use crate::scope::Permission;
 use crate::state::AppState;
 use serde_json::{Value, json};
@@ -180,7 +179,9 @@ async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
     tx.commit().await?;
 
     // Notification plugins, in name order, each seeing the drafts as the one before left them.
-    let plugins = crate::plugins::store::active_of_kind(&state.plugins, &state.db, db, PluginKind::Notifications)
+    let plugins = state
+        .plugins
+        .active(db, PluginKind::Notifications)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "notification plugins could not be loaded; drafts go out as they are");
@@ -520,7 +521,7 @@ async fn apply_plugin(
             _ => Vec::new(),
         },
     };
-    let wit_drafts: Vec<hooks::Message> = live
+    let plugin_drafts: Vec<hooks::Message> = live
         .iter()
         .map(|p| hooks::Message {
             recipient_id: p.recipient.id.clone(),
@@ -531,27 +532,20 @@ async fn apply_plugin(
         })
         .collect();
     let view = view_of(db, event).await?;
-    let (result, _) = crate::plugins::store::call(
-        &state.plugins,
-        db,
-        plugin,
-        view.clone(),
-        HookCall::OnNotice {
-            notice,
-            drafts: wit_drafts,
-        },
-    )
-    .await;
+    let result = state
+        .plugins
+        .on_notice(db, plugin, view.clone(), notice, plugin_drafts)
+        .await;
     let source = format!("plugin:{}@{}", plugin.plugin_id, plugin.version);
     match result {
-        Ok(HookOutput::OnNotice(hooks::Outcome::Keep)) => {}
-        Ok(HookOutput::OnNotice(hooks::Outcome::Suppress)) => {
+        Ok(hooks::Outcome::Keep) => {}
+        Ok(hooks::Outcome::Suppress) => {
             for p in drafts.iter_mut().filter(|p| p.suppressed.is_none()) {
                 p.suppressed = Some(format!("suppressed by the plugin {}", plugin.name));
                 p.source = source.clone();
             }
         }
-        Ok(HookOutput::OnNotice(hooks::Outcome::Replace(messages))) => {
+        Ok(hooks::Outcome::Replace(messages)) => {
             let allowed: HashSet<String> = drafts
                 .iter()
                 .filter(|p| p.suppressed.is_none())
@@ -575,7 +569,6 @@ async fn apply_plugin(
             drafts.retain(|p| p.suppressed.is_some());
             drafts.extend(replaced);
         }
-        Ok(_) => {}
         Err(e) => {
             tracing::warn!(plugin = %plugin.name, error = %e, "a notification plugin failed; its drafts go out unchanged");
         }

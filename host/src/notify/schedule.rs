@@ -10,9 +10,7 @@ use super::{NewMessage, insert_message};
 use crate::db::{TenantDb, TenantTx, now_ms, rfc3339};
 use crate::learning::DAY_MS;
 use crate::outbox::{Event, Kind};
-use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind as PluginKind;
-use crate::plugins::runtime::{HookCall, HookOutput};
 use crate::state::AppState;
 use serde_json::json;
 use sqlx::Row;
@@ -212,8 +210,7 @@ pub async fn digest(
 /// Give every active notification plugin its tick; the messages of a tick are written once, by whichever
 /// replica claims the tick's slot.
 pub async fn tick(state: &AppState, db: &TenantDb, now: i64) -> anyhow::Result<usize> {
-    let plugins =
-        crate::plugins::store::active_of_kind(&state.plugins, &state.db, db, PluginKind::Notifications).await?;
+    let plugins = state.plugins.active(db, PluginKind::Notifications).await?;
     if plugins.is_empty() {
         return Ok(0);
     }
@@ -233,17 +230,8 @@ pub async fn tick(state: &AppState, db: &TenantDb, now: i64) -> anyhow::Result<u
         if taken {
             continue;
         }
-        let (result, _) = crate::plugins::store::call(
-            &state.plugins,
-            db,
-            &plugin,
-            View::Tenant,
-            HookCall::OnTick(rfc3339(now)),
-        )
-        .await;
-        let messages = match result {
-            Ok(HookOutput::OnTick(messages)) => messages,
-            Ok(_) => Vec::new(),
+        let messages = match state.plugins.on_tick(db, &plugin, rfc3339(now)).await {
+            Ok(messages) => messages,
             Err(e) => {
                 tracing::warn!(plugin = %plugin.name, error = %e, "a notification plugin's tick failed; nothing is added");
                 Vec::new()

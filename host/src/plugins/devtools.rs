@@ -361,7 +361,8 @@ async fn run_test(
     }
     let settings = fixture.config.clone();
     let secrets = fixture.secrets.clone();
-    let uploaded = store::deploy(runtime, &db, &tenant_db, &actor, manifest.clone(), bytes, settings)
+    let host = super::host::PluginHost::new(runtime.clone(), db.clone());
+    let uploaded = store::deploy(&host, &tenant_db, &actor, manifest.clone(), bytes, settings)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let plugin_id = uploaded.plugin.id.clone();
@@ -385,7 +386,8 @@ async fn run_test(
             .await?;
     }
     tx.commit().await?;
-    let loaded = store::load_active(runtime, &db, &tenant_db, &plugin_id)
+    let loaded = host
+        .load_active(&tenant_db, &plugin_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let hook = call.name();

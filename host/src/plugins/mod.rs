@@ -2,6 +2,8 @@
 pub mod bindings;
 pub mod devtools;
 pub mod engine;
+pub mod hooks;
+pub mod host;
 pub mod host_api;
 pub mod inspect;
 pub mod manifest;

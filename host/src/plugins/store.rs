@@ -1,18 +1,16 @@
-//! Plugins in the database: upload, activation, grants, settings, loading an active version for a call,
-//! and recording what a call did (log lines, faults, disabling after repeated faults).
+//! Plugins in the database: the plugin rows as the API shows them, upload (compiled once, the artifact kept),
+//! activation, grants and settings. Running them is [`super::host::PluginHost`]'s part.
 
 use super::engine::content_hash;
-use super::host_api::View;
+use super::host::PluginHost;
 use super::inspect::Inspection;
-use super::manifest::{CapSet, Capability, Kind, Manifest};
-use super::runtime::{CallStats, HookCall, HookError, HookOutput, Loaded, Runtime, VersionSource};
+use super::manifest::{CapSet, Capability, Manifest};
 use crate::audit::{Change, record};
 use crate::auth::Actor;
-use crate::db::{Db, TenantDb, TenantTx, new_id, now_ms};
+use crate::db::{TenantDb, TenantTx, new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value, json};
 use sqlx::Row;
-use std::sync::Arc;
 
 /// The capabilities stored as a JSON list.
 pub fn parse_caps(text: &str) -> CapSet {
@@ -28,324 +26,8 @@ pub fn caps_text(caps: CapSet) -> String {
     serde_json::to_string(&caps.list()).unwrap_or_else(|_| "[]".into())
 }
 
-fn object(text: &str) -> Map<String, Value> {
+pub(crate) fn object(text: &str) -> Map<String, Value> {
     serde_json::from_str(text).unwrap_or_default()
-}
-
-/// Load a plugin's active version (from the in-process cache when its revision is current).
-pub async fn load_active(runtime: &Runtime, db: &Db, tenant: &TenantDb, plugin_id: &str) -> ApiResult<Arc<Loaded>> {
-    let mut tx = tenant.begin_read().await?;
-    let row = tx
-        .query(
-            "SELECT p.name, p.status, p.capabilities, p.settings, p.secrets, p.revision, p.consecutive_faults, \
-             v.id AS version_id, v.version, v.manifest, v.hash \
-             FROM plugins p JOIN plugin_versions v ON v.id = p.active_version_id AND v.tenant_id = $1 \
-             WHERE p.tenant_id = $1 AND p.id = $2",
-        )
-        .bind(plugin_id.to_owned())
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or_else(|| ApiError::rule("plugin_inactive", None, "the plugin has no active version"))?;
-    let status: String = row.try_get("status")?;
-    if status != "active" {
-        return Err(ApiError::rule(
-            "plugin_inactive",
-            None,
-            format!("the plugin is {status}; activate it to run it"),
-        ));
-    }
-    let revision: i64 = row.try_get("revision")?;
-    if let Some(loaded) = runtime.cached(plugin_id, revision) {
-        return Ok(loaded);
-    }
-    let hash: String = row.try_get("hash")?;
-    let manifest: Manifest = serde_json::from_str(&row.try_get::<String, _>("manifest")?)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored manifest unreadable: {e}")))?;
-    let component = match runtime.cached_component(&hash) {
-        Some(component) => component,
-        None => {
-            let component = component_for(runtime, db, &mut tx, &hash).await?;
-            runtime.keep_component(&hash, component.clone());
-            component
-        }
-    };
-    tx.commit().await?;
-    let source = VersionSource {
-        tenant_id: tenant.tenant_id().to_owned(),
-        plugin_id: plugin_id.to_owned(),
-        name: row.try_get("name")?,
-        version_id: row.try_get("version_id")?,
-        version: row.try_get("version")?,
-        manifest,
-        granted: parse_caps(&row.try_get::<String, _>("capabilities")?),
-        settings: object(&row.try_get::<String, _>("settings")?),
-        secrets: object(&row.try_get::<String, _>("secrets")?),
-        revision,
-        consecutive_faults: row.try_get::<i64, _>("consecutive_faults")?.max(0) as u32,
-    };
-    let loaded = Arc::new(
-        runtime
-            .prepare(source, &component)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("preparing plugin {plugin_id}: {e:#}")))?,
-    );
-    runtime.keep(loaded.clone());
-    Ok(loaded)
-}
-
-/// The compiled component of a blob: from the artifact store when this engine compiled it before,
-/// otherwise compiled now from the tenant's blob and stored.
-async fn component_for(
-    runtime: &Runtime,
-    db: &Db,
-    tx: &mut TenantTx,
-    hash: &str,
-) -> ApiResult<wasmtime::component::Component> {
-    let engine_key = runtime.engine().key().to_owned();
-    let mut platform = db.platform().begin().await?;
-    let artifact: Option<Vec<u8>> = sqlx::query("SELECT bytes FROM plugin_artifacts WHERE hash = $1 AND engine = $2")
-        .bind(hash.to_owned())
-        .bind(engine_key.clone())
-        .fetch_optional(platform.conn())
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    platform.commit().await?;
-    if let Some(artifact) = artifact
-        && let Ok(component) = runtime.engine().load(&artifact)
-    {
-        return Ok(component);
-    }
-    let bytes: Vec<u8> = tx
-        .query("SELECT bytes FROM plugin_blobs WHERE tenant_id = $1 AND hash = $2")
-        .bind(hash.to_owned())
-        .fetch_one(tx.conn())
-        .await?
-        .try_get(0)?;
-    let (component, artifact, _) = runtime
-        .compile(&bytes)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("compiling stored component {hash}: {e:#}")))?;
-    store_artifact(db, hash, &engine_key, &artifact).await?;
-    Ok(component)
-}
-
-/// Keep a compiled artifact (the first writer wins; all writers write the same bytes).
-pub async fn store_artifact(db: &Db, hash: &str, engine: &str, artifact: &[u8]) -> Result<(), sqlx::Error> {
-    let mut platform = db.platform().begin().await?;
-    sqlx::query(
-        "INSERT INTO plugin_artifacts (hash, engine, bytes, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (hash, engine) DO NOTHING",
-    )
-    .bind(hash.to_owned())
-    .bind(engine.to_owned())
-    .bind(artifact.to_vec())
-    .bind(now_ms())
-    .execute(platform.conn())
-    .await?;
-    platform.commit().await
-}
-
-/// The active plugins of one kind for a tenant, ready to run, in name order.
-pub async fn active_of_kind(runtime: &Runtime, db: &Db, tenant: &TenantDb, kind: Kind) -> ApiResult<Vec<Arc<Loaded>>> {
-    let mut tx = tenant.begin_read().await?;
-    let rows = tx
-        .query(
-            "SELECT id, revision FROM plugins WHERE tenant_id = $1 AND kind = $2 AND status = 'active' \
-             AND active_version_id IS NOT NULL ORDER BY lower(name)",
-        )
-        .bind(kind.as_str())
-        .fetch_all(tx.conn())
-        .await?;
-    tx.commit().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get(0)?;
-        // The revision just read is current: a cached version at it needs no second look.
-        if let Some(loaded) = runtime.cached(&id, row.try_get(1)?) {
-            out.push(loaded);
-            continue;
-        }
-        match load_active(runtime, db, tenant, &id).await {
-            Ok(loaded) => out.push(loaded),
-            Err(e) => tracing::error!(plugin = %id, error = %e, "an active plugin could not be loaded"),
-        }
-    }
-    Ok(out)
-}
-
-/// Run a hook and record what happened: log lines, and on a fault the fault (disabling the plugin after
-/// the configured number in a row).
-pub async fn call(
-    runtime: &Runtime,
-    tenant: &TenantDb,
-    loaded: &Loaded,
-    view: View,
-    hook: HookCall,
-) -> (Result<HookOutput, HookError>, CallStats) {
-    let name = hook.name();
-    let (result, stats) = runtime.invoke(tenant, loaded, view, hook).await;
-    if let Err(e) = record_outcome(runtime, tenant, loaded, name, &result, &stats).await {
-        tracing::error!(plugin = %loaded.plugin_id, error = %e, "recording a plugin call failed");
-    }
-    (result, stats)
-}
-
-/// Persist a call's log lines and its fault, if any.
-pub async fn record_outcome(
-    runtime: &Runtime,
-    tenant: &TenantDb,
-    loaded: &Loaded,
-    hook: &str,
-    result: &Result<HookOutput, HookError>,
-    stats: &CallStats,
-) -> Result<(), sqlx::Error> {
-    let fault = match result {
-        Err(HookError::Fault { kind, message }) => Some((kind.as_str(), message.as_str())),
-        _ => None,
-    };
-    let had_faults = stats.faults_before > 0 || fault.is_some();
-    if stats.log.is_empty() && stats.log_dropped == 0 && fault.is_none() && !had_faults {
-        return Ok(());
-    }
-    let mut tx = tenant.begin().await?;
-    let now = now_ms();
-    for line in &stats.log {
-        insert_log(&mut tx, loaded, now, line.level, &line.message).await?;
-    }
-    if stats.log_dropped > 0 {
-        let message = format!(
-            "{} more log lines of this call were dropped (over the log limit)",
-            stats.log_dropped
-        );
-        insert_log(&mut tx, loaded, now, "warn", &message).await?;
-    }
-    if let Err(HookError::Plugin(message)) = result {
-        insert_log(
-            &mut tx,
-            loaded,
-            now,
-            "error",
-            &format!("{hook} answered with an error: {message}"),
-        )
-        .await?;
-    }
-    match fault {
-        Some((kind, message)) => {
-            tx.query(
-                "INSERT INTO plugin_faults (id, tenant_id, plugin_id, version_id, at, hook, kind, message, elapsed_ms) \
-                 VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(new_id())
-            .bind(loaded.plugin_id.clone())
-            .bind(loaded.version_id.clone())
-            .bind(now)
-            .bind(hook.to_owned())
-            .bind(kind)
-            .bind(message.to_owned())
-            .bind(stats.elapsed.as_millis() as i64)
-            .execute(tx.conn())
-            .await?;
-            tx.query("UPDATE plugin_versions SET faults = faults + 1 WHERE tenant_id = $1 AND id = $2")
-                .bind(loaded.version_id.clone())
-                .execute(tx.conn())
-                .await?;
-            let count: i64 = tx
-                .query(
-                    "UPDATE plugins SET consecutive_faults = consecutive_faults + 1 \
-                     WHERE tenant_id = $1 AND id = $2 RETURNING consecutive_faults",
-                )
-                .bind(loaded.plugin_id.clone())
-                .fetch_one(tx.conn())
-                .await?
-                .try_get(0)?;
-            if count >= i64::from(runtime.settings().fault_limit) {
-                disable(&mut tx, loaded, count, kind, message).await?;
-                runtime.forget(&loaded.plugin_id);
-            }
-        }
-        None => {
-            tx.query(
-                "UPDATE plugins SET consecutive_faults = 0 WHERE tenant_id = $1 AND id = $2 AND consecutive_faults > 0",
-            )
-            .bind(loaded.plugin_id.clone())
-            .execute(tx.conn())
-            .await?;
-        }
-    }
-    tx.commit().await
-}
-
-async fn insert_log(
-    tx: &mut TenantTx,
-    loaded: &Loaded,
-    at: i64,
-    level: &str,
-    message: &str,
-) -> Result<(), sqlx::Error> {
-    tx.query(
-        "INSERT INTO plugin_logs (id, tenant_id, plugin_id, version_id, at, level, message) \
-         VALUES ($2, $1, $3, $4, $5, $6, $7)",
-    )
-    .bind(new_id())
-    .bind(loaded.plugin_id.clone())
-    .bind(loaded.version_id.clone())
-    .bind(at)
-    .bind(level.to_owned())
-    .bind(message.to_owned())
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
-/// Disable a plugin after repeated faults: audited, and a notice for the tenant's admins.
-async fn disable(tx: &mut TenantTx, loaded: &Loaded, count: i64, kind: &str, message: &str) -> Result<(), sqlx::Error> {
-    let reason = format!("{count} faults in a row; the last: {kind}: {message}");
-    let changed = tx
-        .query(
-            "UPDATE plugins SET status = 'disabled', disabled_reason = $3, revision = revision + 1, updated_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
-        )
-        .bind(loaded.plugin_id.clone())
-        .bind(reason.clone())
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if changed == 0 {
-        return Ok(());
-    }
-    record(
-        tx,
-        &Actor::system("plugin runtime"),
-        Change::updated(
-            "plugin.disable",
-            "plugin",
-            &loaded.plugin_id,
-            json!({ "status": "active" }),
-            json!({ "status": "disabled", "version": loaded.version, "reason": reason }),
-        ),
-    )
-    .await?;
-    tx.query(
-        "INSERT INTO notices (id, tenant_id, kind, subject, body, target_type, target_id, created_at) \
-         VALUES ($2, $1, 'plugin_disabled', $3, $4, 'plugin', $5, $6)",
-    )
-    .bind(new_id())
-    .bind(format!("Plugin {} was disabled", loaded.name))
-    .bind(format!(
-        "Version {} of the plugin {} failed {count} times in a row and was disabled. The last fault: {kind}: \
-         {message}. Its fault history is on the plugin's page; activate it again once it is fixed.",
-        loaded.version, loaded.name
-    ))
-    .bind(loaded.plugin_id.clone())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
-    let event = crate::outbox::Event::academy(crate::outbox::Kind::PluginDisabled).with(
-        "plugin",
-        json!({ "name": loaded.name, "version": loaded.version, "reason": reason }),
-    );
-    crate::outbox::emit(tx, &[event]).await?;
-    Ok(())
 }
 
 /// A plugin row as the API shows it.
@@ -429,14 +111,14 @@ pub struct Uploaded {
 /// Validate and store a new plugin version (and the plugin itself when the name is new). The component
 /// is compiled here, once; the artifact is kept for every later load.
 pub async fn upload(
-    runtime: &Arc<Runtime>,
-    db: &Db,
+    host: &PluginHost,
     tenant: &TenantDb,
     actor: &Actor,
     manifest: Manifest,
     bytes: Vec<u8>,
     grant: Option<CapSet>,
 ) -> ApiResult<Uploaded> {
+    let runtime = host.runtime();
     let max = runtime.settings().max_component_bytes;
     if bytes.len() > max {
         return Err(ApiError::invalid(
@@ -587,7 +269,7 @@ pub async fn upload(
     let plugin = plugin_out(&mut tx, &plugin_id).await?;
     tx.commit().await?;
     if let Some(artifact) = artifact {
-        store_artifact(db, &hash, runtime.engine().key(), &artifact).await?;
+        host.store_artifact(&hash, runtime.engine().key(), &artifact).await?;
     }
     runtime.keep_component(&hash, component);
     Ok(Uploaded {
@@ -600,8 +282,7 @@ pub async fn upload(
 /// Upload a component, grant what it asks for, apply settings and activate it: the one-step deployment
 /// the demo and `aula plugin test` use (the API does the same in separate, separately audited steps).
 pub async fn deploy(
-    runtime: &Arc<Runtime>,
-    db: &Db,
+    host: &PluginHost,
     tenant: &TenantDb,
     actor: &Actor,
     manifest: Manifest,
@@ -612,7 +293,7 @@ pub async fn deploy(
         .check_settings(&settings)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
     let requested = manifest.requested();
-    let uploaded = upload(runtime, db, tenant, actor, manifest, bytes, Some(requested)).await?;
+    let uploaded = upload(host, tenant, actor, manifest, bytes, Some(requested)).await?;
     let mut tx = tenant.begin().await?;
     set_settings(&mut tx, &uploaded.plugin.id, &settings).await?;
     activate(&mut tx, &uploaded.plugin.id, &uploaded.version_id).await?;
@@ -629,7 +310,7 @@ pub async fn deploy(
     )
     .await?;
     tx.commit().await?;
-    runtime.forget(&uploaded.plugin.id);
+    host.runtime().forget(&uploaded.plugin.id);
     Ok(uploaded)
 }
 

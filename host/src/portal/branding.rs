@@ -13,11 +13,10 @@ use super::i18n::Locales;
 use crate::cache::TtlCache;
 use crate::db::TenantDb;
 use crate::error::ApiError;
-use crate::plugins::bindings::branding::exports::aula::plugin::branding_hooks as hooks;
+use crate::plugins::hooks::branding as hooks;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind;
-use crate::plugins::runtime::{HookCall, HookOutput, Loaded};
-use crate::plugins::store;
+use crate::plugins::runtime::Loaded;
 use crate::state::AppState;
 use crate::tenancy::Tenant;
 use serde::{Deserialize, Serialize};
@@ -431,7 +430,7 @@ pub fn static_look(locales: &Locales, tenant: &Tenant, academy: &Academy, org_pa
 }
 
 /// Apply a plugin's overrides, dropping (and reporting) what would not pass as stored settings.
-fn apply_overrides(look: &mut Look, locales: &Locales, o: hooks::ThemeOverrides) -> Vec<String> {
+fn apply_overrides(look: &mut Look, locales: &Locales, o: hooks::Overrides) -> Vec<String> {
     let mut refused = Vec::new();
     let mut colors: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in o.colors {
@@ -544,7 +543,7 @@ impl BrandingCache {
         if let Some(p) = self.plugins.get(db.tenant_id()) {
             return Ok(p);
         }
-        let p = Arc::new(store::active_of_kind(&state.plugins, &state.db, db, Kind::Branding).await?);
+        let p = Arc::new(state.plugins.active(db, Kind::Branding).await?);
         self.plugins.put(db.tenant_id().to_owned(), p.clone(), STALE);
         Ok(p)
     }
@@ -586,7 +585,7 @@ impl BrandingCache {
         }
         let mut look = static_look(locales, tenant, academy, org_path, locale);
         for loaded in plugins.iter() {
-            let context = hooks::PageContext {
+            let context = hooks::Page {
                 page: page.to_owned(),
                 locale: locale.to_owned(),
                 org_paths: person.map(|(_, p)| p.org_paths.clone()).unwrap_or_default(),
@@ -599,16 +598,14 @@ impl BrandingCache {
                 },
                 None => View::Anonymous,
             };
-            let (result, _) = store::call(&state.plugins, &db, loaded, view, HookCall::Brand(context)).await;
-            match result {
-                Ok(HookOutput::Brand(overrides)) => {
+            match state.plugins.brand(&db, loaded, view, context).await {
+                Ok(overrides) => {
                     let refused = apply_overrides(&mut look, locales, overrides);
                     if !refused.is_empty() {
                         tracing::warn!(plugin = %loaded.plugin_id, refused = ?refused, "branding overrides refused");
                     }
                 }
-                Ok(_) => {}
-                // Recorded by `store::call` (log line or fault); the page keeps the static look.
+                // Recorded by the plugin host (log line or fault); the page keeps the static look.
                 Err(e) => {
                     tracing::debug!(plugin = %loaded.plugin_id, error = %e, "branding plugin failed; static theme used")
                 }

@@ -259,7 +259,12 @@ impl IntoResponse for RunError {
 pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<ReportInfo>, ApiError> {
     viewer.reach()?;
     let mut out: Vec<ReportInfo> = builtin::ALL.iter().map(|b| b.info()).collect();
-    out.extend(plugin::list(state, viewer).await?.into_iter().map(|(_, info)| info));
+    out.extend(
+        plugin::list(&state.plugins, viewer)
+            .await?
+            .into_iter()
+            .map(|(_, info)| info),
+    );
     Ok(out)
 }
 
@@ -274,7 +279,7 @@ async fn resolve(state: &AppState, viewer: &Viewer, key: &str) -> Result<(Report
     if let Some(b) = builtin::find(key) {
         return Ok((b.info(), Source::Builtin(b)));
     }
-    let (loaded, report) = plugin::find(state, viewer, key).await?;
+    let (loaded, report) = plugin::find(&state.plugins, viewer, key).await?;
     Ok((report.info.clone(), Source::Plugin(loaded, report)))
 }
 
@@ -403,7 +408,11 @@ pub async fn prepare(
         (None, Source::Plugin(loaded, report)) => {
             // No connection is held while the plugin runs (its own host calls need some).
             tx.commit().await?;
-            Rows::All(plugin::run(state, viewer, loaded, report, &filters).await?.into())
+            Rows::All(
+                plugin::run(&state.plugins, viewer, loaded, report, &filters)
+                    .await?
+                    .into(),
+            )
         }
     };
     Ok(Prepared {

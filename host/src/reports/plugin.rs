@@ -9,13 +9,12 @@
 use super::filters::Filters;
 use super::{Cell, Column, ColumnType, ReportInfo, Row, RunError, Viewer};
 use crate::error::ApiError;
-use crate::plugins::bindings::reports::exports::aula::plugin::report_hooks as hooks;
+use crate::plugins::hooks::reports as hooks;
+use crate::plugins::host::PluginHost;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind;
-use crate::plugins::runtime::{FaultKind, HookCall, HookError, HookOutput, Loaded};
-use crate::plugins::store;
+use crate::plugins::runtime::{FaultKind, HookError, Loaded};
 use crate::scope::Permission;
-use crate::state::AppState;
 use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,30 +172,25 @@ fn misfit(loaded: &Loaded, report: &PluginReport, message: String) -> RunError {
 }
 
 /// The definitions one plugin offers the viewer.
-async fn offered(state: &AppState, viewer: &Viewer, loaded: &Loaded) -> Result<Vec<PluginReport>, HookError> {
-    match store::call(&state.plugins, &viewer.db, loaded, view(viewer), HookCall::ListReports).await {
-        (Ok(HookOutput::ListReports(reports)), _) => Ok(reports
-            .iter()
-            .filter_map(|r| match definition(&loaded.name, r) {
-                Ok(d) => Some(d),
-                Err(problem) => {
-                    tracing::warn!(plugin = %loaded.name, %problem, "a plugin report is left out of the list");
-                    None
-                }
-            })
-            .collect()),
-        (Ok(_), _) => Err(HookError::Unavailable(
-            "list-reports answered another hook's output".into(),
-        )),
-        (Err(e), _) => Err(e),
-    }
+async fn offered(host: &PluginHost, viewer: &Viewer, loaded: &Loaded) -> Result<Vec<PluginReport>, HookError> {
+    let reports = host.list_reports(&viewer.db, loaded, view(viewer)).await?;
+    Ok(reports
+        .iter()
+        .filter_map(|r| match definition(&loaded.name, r) {
+            Ok(d) => Some(d),
+            Err(problem) => {
+                tracing::warn!(plugin = %loaded.name, %problem, "a plugin report is left out of the list");
+                None
+            }
+        })
+        .collect())
 }
 
 /// The reports of every active report plugin; a plugin whose list fails is left out (and its fault recorded).
-pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<(Arc<Loaded>, ReportInfo)>, ApiError> {
+pub async fn list(host: &PluginHost, viewer: &Viewer) -> Result<Vec<(Arc<Loaded>, ReportInfo)>, ApiError> {
     let mut out = Vec::new();
-    for loaded in store::active_of_kind(&state.plugins, &state.db, &viewer.db, Kind::Reports).await? {
-        match offered(state, viewer, &loaded).await {
+    for loaded in host.active(&viewer.db, Kind::Reports).await? {
+        match offered(host, viewer, &loaded).await {
             Ok(reports) => out.extend(reports.into_iter().map(|r| (loaded.clone(), r.info))),
             Err(e) => tracing::warn!(plugin = %loaded.name, error = %e, "a report plugin's reports are left out"),
         }
@@ -205,16 +199,17 @@ pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<(Arc<Loaded>,
 }
 
 /// The plugin report named `<plugin>:<report>`; 404 when no active plugin offers it.
-pub async fn find(state: &AppState, viewer: &Viewer, key: &str) -> Result<(Arc<Loaded>, PluginReport), RunError> {
+pub async fn find(host: &PluginHost, viewer: &Viewer, key: &str) -> Result<(Arc<Loaded>, PluginReport), RunError> {
     let not_found = || RunError::Api(ApiError::NotFound { what: "report" });
     let (plugin, report_key) = key.split_once(':').ok_or_else(not_found)?;
-    let loaded = store::active_of_kind(&state.plugins, &state.db, &viewer.db, Kind::Reports)
+    let loaded = host
+        .active(&viewer.db, Kind::Reports)
         .await?
         .into_iter()
         .find(|l| l.name == plugin)
         .ok_or_else(not_found)?;
-    let timeout = state.plugins.settings().limits.reports.timeout_ms;
-    let report = offered(state, viewer, &loaded)
+    let timeout = host.runtime().settings().limits.reports.timeout_ms;
+    let report = offered(host, viewer, &loaded)
         .await
         .map_err(|e| failed(&loaded, "listing its reports", e, timeout))?
         .into_iter()
@@ -225,13 +220,13 @@ pub async fn find(state: &AppState, viewer: &Viewer, key: &str) -> Result<(Arc<L
 
 /// Run a plugin report to its last page, checking every row; no row comes back unless all of them do.
 pub async fn run(
-    state: &AppState,
+    host: &PluginHost,
     viewer: &Viewer,
     loaded: &Loaded,
     report: &PluginReport,
     filters: &Filters,
 ) -> Result<Vec<Row>, RunError> {
-    let timeout = state.plugins.settings().limits.reports.timeout_ms;
+    let timeout = host.runtime().settings().limits.reports.timeout_ms;
     let params = filters.plugin_params();
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
@@ -250,27 +245,19 @@ pub async fn run(
                 ),
             });
         }
-        let call = HookCall::RunReport {
-            key: report.key.clone(),
-            params: params.clone(),
-            cursor: cursor.clone(),
-        };
         let doing = format!("page {page} of {}", report.key);
-        let answer = match store::call(&state.plugins, &viewer.db, loaded, view(viewer), call).await {
-            (Ok(HookOutput::RunReport(answer)), stats) => {
-                bytes += stats.output;
-                answer
-            }
-            (Ok(_), _) => {
-                return Err(failed(
-                    loaded,
-                    &doing,
-                    HookError::Unavailable("run-report answered another hook's output".into()),
-                    timeout,
-                ));
-            }
-            (Err(e), _) => return Err(failed(loaded, &doing, e, timeout)),
-        };
+        let answer = host
+            .run_report(
+                &viewer.db,
+                loaded,
+                view(viewer),
+                report.key.clone(),
+                params.clone(),
+                cursor.clone(),
+            )
+            .await
+            .map_err(|e| failed(loaded, &doing, e, timeout))?;
+        bytes += answer.size;
         for (i, cells) in answer.rows.into_iter().enumerate() {
             let at = rows.len() + 1;
             if at > MAX_ROWS {

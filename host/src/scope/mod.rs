@@ -403,7 +403,7 @@ mod docs_tests {
     /// docs/PERMISSIONS.md is the documented permission list; it must name every permission and built-in role.
     #[test]
     fn permissions_are_documented() {
-        let doc = include_str!("../../docs/PERMISSIONS.md");
+        let doc = include_str!("../../../docs/PERMISSIONS.md");
         for p in Permission::ALL {
             assert!(
                 doc.contains(&format!("| `{}` | {} |", p.as_str(), p.description())),

@@ -24,7 +24,8 @@
 
 use aula::db::{Db, now_ms};
 use aula::notify::templates::Composer;
-use aula::notify::{Attachment, Kind, NewMessage};
+use aula::notify::{Attachment, NewMessage};
+use aula::outbox::Kind;
 use aula_tests::smtp::{SmtpServer, Stall, Stalled};
 use futures::FutureExt;
 use sqlx::{Connection, Executor, Row};
@@ -417,7 +418,7 @@ fn host_env(dir: &Path, url: &str, smtp_port: u16) -> Vec<(&'static str, String)
 /// Dropping the child (a failed assertion) kills it.
 fn spawn_host(dir: &Path, env: &[(&'static str, String)], log: &str) -> Child {
     let log = std::fs::File::create(dir.join(log)).expect("create the host's log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aula"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aula-under-test"));
     command
         .arg("serve")
         .current_dir(dir)
