@@ -79,7 +79,15 @@ impl Application {
     /// Serve until `shutdown` completes, then finish the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let upkeep = tokio::spawn(learning::jobs::upkeep(self.state.db.clone()));
-        let notifications = tokio::spawn(notify::run(self.state.clone()));
+        let notifications = tokio::spawn(notify::run(self.state.notifier()));
+        let scheduled_reports = self.state.config.notifications.enabled.then(|| {
+            let every = std::time::Duration::from_millis(self.state.config.notifications.schedule_ms);
+            tokio::spawn(reports::schedules::run(
+                self.state.db.clone(),
+                self.state.reports.clone(),
+                every,
+            ))
+        });
         let service = (*self.router)
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -88,6 +96,9 @@ impl Application {
             .await?;
         upkeep.abort();
         notifications.abort();
+        if let Some(task) = scheduled_reports {
+            task.abort();
+        }
         Ok(())
     }
 }

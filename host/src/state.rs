@@ -28,8 +28,8 @@ pub struct AppState {
     pub mailer: Arc<crate::mail::Mailer>,
     /// The branded portal (themes, languages, branding caches).
     pub portal: Arc<crate::portal::Portal>,
-    /// Reports kept for their later JSON pages.
-    pub reports: Arc<crate::reports::snapshots::Snapshots>,
+    /// What running reports needs: the report plugins and the reports kept for their later JSON pages.
+    pub reports: crate::reports::Runner,
 }
 
 impl AppState {
@@ -41,10 +41,14 @@ impl AppState {
             .unwrap_or_else(|e| panic!("the mailer cannot start: {e}"));
         let portal = crate::portal::Portal::new(&config.themes_dir)
             .unwrap_or_else(|e| panic!("the portal's default theme is broken: {e:#}"));
+        let plugins = Arc::new(crate::plugins::host::PluginHost::new(Arc::new(plugins), db.clone()));
         AppState {
-            plugins: Arc::new(crate::plugins::host::PluginHost::new(Arc::new(plugins), db.clone())),
+            reports: crate::reports::Runner {
+                plugins: plugins.clone(),
+                snapshots: Arc::default(),
+            },
+            plugins,
             portal: Arc::new(portal),
-            reports: Arc::default(),
             mailer: Arc::new(mailer),
             db,
             tenants: Arc::new(TenantCache::new(&config.base_domain)),
@@ -56,6 +60,15 @@ impl AppState {
             openapi: Arc::new(openapi),
             metrics: crate::metrics_handle(),
             dummy_hash: Arc::new(crate::dummy_hash().to_owned()),
+        }
+    }
+
+    /// The outbox, delivery and scheduler's part of the state.
+    pub fn notifier(&self) -> crate::notify::Notifier {
+        crate::notify::Notifier {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            plugins: self.plugins.clone(),
         }
     }
 }

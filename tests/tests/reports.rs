@@ -1526,8 +1526,8 @@ async fn a_due_schedule_is_sent_once(app: &TestApp) {
         .unwrap_or_default();
     let (one, two) = (replica(app, "one"), replica(app, "two"));
     let (a, b) = tokio::join!(
-        aula::reports::run_due_schedules(&one, at),
-        aula::reports::run_due_schedules(&two, at)
+        aula::reports::run_due_schedules(&one.db, &one.reports, at),
+        aula::reports::run_due_schedules(&two.db, &two.reports, at)
     );
     let (a, b) = (a.expect("replica one"), b.expect("replica two"));
     assert_eq!(a + b, 5, "five schedules ran, each once ({a} + {b})");
@@ -1568,8 +1568,8 @@ async fn a_due_schedule_is_sent_once(app: &TestApp) {
 
     // The same moment again, from both: nothing more.
     let (a, b) = tokio::join!(
-        aula::reports::run_due_schedules(&one, at),
-        aula::reports::run_due_schedules(&two, at)
+        aula::reports::run_due_schedules(&one.db, &one.reports, at),
+        aula::reports::run_due_schedules(&two.db, &two.reports, at)
     );
     assert_eq!((a.expect("one"), b.expect("two")), (0, 0));
     assert_eq!(schedule_messages(app, &id(&weekly)).await.0, 2);
@@ -1607,7 +1607,12 @@ async fn a_due_schedule_is_sent_once(app: &TestApp) {
         )
         .await;
     assert!(due > at);
-    assert!(aula::reports::run_due_schedules(&one, due).await.expect("run") >= 1);
+    assert!(
+        aula::reports::run_due_schedules(&one.db, &one.reports, due)
+            .await
+            .expect("run")
+            >= 1
+    );
     assert_eq!(schedule_messages(app, &id(&hers)).await.0, 2, "nothing more was sent");
     let last: i64 = app
         .count(

@@ -152,7 +152,7 @@ pub struct RunOut {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<ReportInfo>>> {
-    Ok(axum::Json(reports::list(&state, &Viewer::of(&caller)).await?))
+    Ok(axum::Json(reports::list(&state.reports, &Viewer::of(&caller)).await?))
 }
 
 /// How a run is answered.
@@ -245,7 +245,7 @@ async fn run(
     Path(key): Path<String>,
 ) -> Result<Response, RunError> {
     let (format, params) = run_query(&uri, true)?;
-    let report = reports::prepare(&state, &Viewer::of(&caller), &key, &params, "", format.paging()).await?;
+    let report = reports::prepare(&state.reports, &Viewer::of(&caller), &key, &params, "", format.paging()).await?;
     answer(report, format, &uri).await
 }
 
@@ -338,7 +338,7 @@ async fn check_report(
     report: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, RunError> {
-    match reports::check(state, viewer, report, params, "params.").await {
+    match reports::check(&state.reports, viewer, report, params, "params.").await {
         Ok((_, filters)) => Ok(filters.params),
         Err(RunError::Api(ApiError::NotFound { .. })) => Err(RunError::Api(ApiError::invalid(
             "report",
@@ -472,7 +472,7 @@ async fn run_preset(
     tx.commit().await?;
     let paging = format.paging();
     let report = reports::prepare(
-        &state,
+        &state.reports,
         &Viewer::of(&caller),
         &preset.report,
         &preset.params,
@@ -682,7 +682,7 @@ async fn run_schedule(
     let mut tx = caller.db().begin_read().await?;
     let schedule = schedules::find(&mut tx, &caller.user_id, &id).await?;
     tx.commit().await?;
-    let outcome = schedules::render(&state, caller.db(), &caller.user_id, &schedule).await;
+    let outcome = schedules::render(&state.reports, caller.db(), &caller.user_id, &schedule).await;
     schedules::record_run(caller.db(), &id, &schedule.name, None, &outcome, Some(&caller.actor()))
         .await?
         .ok_or(ApiError::NotFound {

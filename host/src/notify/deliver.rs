@@ -9,11 +9,11 @@
 //! transport writes each message under its own id (a repeat overwrites it); the `off` transport fails
 //! messages with that reason.
 
+use super::Notifier;
 use super::smtp::{Connection, SmtpError};
 use crate::config::mail::{MailSettings, MailTransport};
 use crate::config::notify::NotifySettings;
 use crate::db::{TenantDb, new_id, now_ms};
-use crate::state::AppState;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use sqlx::Row;
@@ -58,14 +58,14 @@ enum Outcome {
 
 impl Deliverer {
     /// A deliverer for the host's settings.
-    pub fn new(state: &AppState) -> Deliverer {
-        let mail = state.config.mail.clone();
+    pub fn new(notifier: &Notifier) -> Deliverer {
+        let mail = notifier.config.mail.clone();
         let default_from = mail
             .from_address
             .clone()
-            .unwrap_or_else(|| format!("noreply@{}", state.config.base_domain));
+            .unwrap_or_else(|| format!("noreply@{}", notifier.config.base_domain));
         Deliverer {
-            settings: state.config.notifications.clone(),
+            settings: notifier.config.notifications.clone(),
             default_from,
             helo: hostname(),
             mail,
@@ -73,9 +73,9 @@ impl Deliverer {
     }
 
     /// Take back expired leases, then send what is due in every academy. Returns how many were sent.
-    pub async fn run_once(&self, state: &AppState) -> anyhow::Result<usize> {
+    pub async fn run_once(&self, notifier: &Notifier) -> anyhow::Result<usize> {
         let now = now_ms();
-        let mut tx = state.db.platform().begin().await?;
+        let mut tx = notifier.db.platform().begin().await?;
         let tenants: Vec<String> = sqlx::query(
             "SELECT DISTINCT tenant_id FROM messages WHERE (status = 'queued' AND next_attempt_at <= $1) \
              OR (status IN ('sending', 'handed_over') AND lease_until < $1)",
@@ -89,7 +89,7 @@ impl Deliverer {
         tx.commit().await?;
         let mut sent = 0;
         for tenant in tenants {
-            let db = state.db.tenant(&tenant);
+            let db = notifier.db.tenant(&tenant);
             recover(&db, now, self.settings.max_attempts).await?;
             loop {
                 let (n, full) = self.round(&db).await?;

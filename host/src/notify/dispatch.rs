@@ -4,6 +4,7 @@
 //! recipient's preference, and stores the messages in the same transaction that marks the event processed,
 //! guarded by the lease: every event becomes its messages exactly once.
 
+use super::Notifier;
 use super::templates::{Composer, Draft, Links};
 use super::{NewMessage, insert_message};
 use crate::db::{Sql, TenantDb, TenantTx, now_ms, rfc3339};
@@ -12,7 +13,6 @@ use crate::plugins::hooks::notifications as hooks;
 use crate::plugins::host_api::View;
 use crate::plugins::manifest::Kind as PluginKind;
 use crate::scope::Permission;
-use crate::state::AppState;
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -77,9 +77,9 @@ struct Planned {
 }
 
 /// One round over every academy with pending events. Returns how many events were processed.
-pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+pub async fn run_once(notifier: &Notifier) -> anyhow::Result<usize> {
     let now = now_ms();
-    let mut tx = state.db.platform().begin().await?;
+    let mut tx = notifier.db.platform().begin().await?;
     let tenants: Vec<String> = sqlx::query(
         "SELECT DISTINCT tenant_id FROM outbox_events WHERE processed_at IS NULL \
          AND (claimed_until IS NULL OR claimed_until < $1)",
@@ -93,9 +93,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     tx.commit().await?;
     let mut done = 0;
     for tenant in tenants {
-        let db = state.db.tenant(&tenant);
+        let db = notifier.db.tenant(&tenant);
         loop {
-            let n = round(state, &db).await?;
+            let n = round(notifier, &db).await?;
             done += n;
             if (n as i64) < BATCH {
                 break;
@@ -106,7 +106,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
 }
 
 /// Claim, draft, filter and store one batch of one academy's events.
-async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
+async fn round(notifier: &Notifier, db: &TenantDb) -> anyhow::Result<usize> {
     let now = now_ms();
     let lease = now + LEASE_MS;
     let mut tx = db.begin().await?;
@@ -156,9 +156,11 @@ async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
     let claimed: Vec<Claimed> = claimed.into_iter().map(|(_, c)| c).collect();
 
     // Draft everything from one consistent read.
-    let tenant = crate::tenancy::by_id(&mut state.db.platform().begin().await?, db.tenant_id()).await?;
+    let tenant = crate::tenancy::by_id(&mut notifier.db.platform().begin().await?, db.tenant_id()).await?;
     let links = Links {
-        academy_url: tenant.as_ref().map(|t| crate::tenancy::academy_url(&state.config, t)),
+        academy_url: tenant
+            .as_ref()
+            .map(|t| crate::tenancy::academy_url(&notifier.config, t)),
     };
     let mut tx = db.begin_read().await?;
     let composer = Composer::with_links(&mut tx, links).await?;
@@ -179,7 +181,7 @@ async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
     tx.commit().await?;
 
     // Notification plugins, in name order, each seeing the drafts as the one before left them.
-    let plugins = state
+    let plugins = notifier
         .plugins
         .active(db, PluginKind::Notifications)
         .await
@@ -193,7 +195,7 @@ async fn round(state: &AppState, db: &TenantDb) -> anyhow::Result<usize> {
                 continue;
             }
             for plugin in &plugins {
-                apply_plugin(state, db, &composer, plugin, &c.event, drafts).await?;
+                apply_plugin(notifier, db, &composer, plugin, &c.event, drafts).await?;
             }
         }
     }
@@ -500,7 +502,7 @@ async fn visible(db: &TenantDb, view: &View, user_id: &str) -> Result<bool, sqlx
 /// Let one plugin keep, replace or suppress the drafts. It fails open: on an error or a fault the drafts
 /// stay as they are (the fault is recorded by the runtime).
 async fn apply_plugin(
-    state: &AppState,
+    notifier: &Notifier,
     db: &TenantDb,
     composer: &Composer,
     plugin: &crate::plugins::runtime::Loaded,
@@ -532,7 +534,7 @@ async fn apply_plugin(
         })
         .collect();
     let view = view_of(db, event).await?;
-    let result = state
+    let result = notifier
         .plugins
         .on_notice(db, plugin, view.clone(), notice, plugin_drafts)
         .await;

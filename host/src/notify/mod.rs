@@ -13,8 +13,19 @@ pub mod templates;
 
 use crate::db::{TenantTx, new_id, now_ms};
 use crate::outbox::Kind;
-use crate::state::AppState;
 use sqlx::Row;
+
+/// What the outbox, delivery and the scheduler use: the database, the settings (`[notifications]`, `[mail]`,
+/// the academy addresses), and the notification plugins.
+#[derive(Clone)]
+pub struct Notifier {
+    /// The database.
+    pub db: crate::db::Db,
+    /// The host's settings.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// The notification plugins' door.
+    pub plugins: std::sync::Arc<crate::plugins::host::PluginHost>,
+}
 
 /// An academy's sender and reminder settings (`GET/PUT /api/v1/notification-settings`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
@@ -177,25 +188,26 @@ pub async fn insert_message(tx: &mut TenantTx, m: &NewMessage) -> Result<String,
     Ok(id)
 }
 
-/// Run the outbox, delivery and the scheduler until the task is dropped.
-pub async fn run(state: AppState) {
-    let settings = state.config.notifications.clone();
+/// Run the outbox, delivery and the scheduler until the task is dropped. (Scheduled reports have a loop of
+/// their own: `reports::schedules::run`.)
+pub async fn run(notifier: Notifier) {
+    let settings = notifier.config.notifications.clone();
     if !settings.enabled {
         return;
     }
-    let mailer = std::sync::Arc::new(deliver::Deliverer::new(&state));
+    let mailer = std::sync::Arc::new(deliver::Deliverer::new(&notifier));
     let poll = {
-        let state = state.clone();
+        let notifier = notifier.clone();
         let mailer = mailer.clone();
         async move {
             let mut every = tokio::time::interval(std::time::Duration::from_millis(settings.poll_ms));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if let Err(e) = dispatch::run_once(&state).await {
+                if let Err(e) = dispatch::run_once(&notifier).await {
                     tracing::warn!(error = %e, "turning events into messages failed; it runs again shortly");
                 }
-                if let Err(e) = mailer.run_once(&state).await {
+                if let Err(e) = mailer.run_once(&notifier).await {
                     tracing::warn!(error = %e, "delivering messages failed; it runs again shortly");
                 }
             }
@@ -206,7 +218,7 @@ pub async fn run(state: AppState) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(e) = schedule::run_once(&state, now_ms()).await {
+            if let Err(e) = schedule::run_once(&notifier, now_ms()).await {
                 tracing::warn!(error = %e, "the notification scheduler failed; it runs again at its next tick");
             }
         }

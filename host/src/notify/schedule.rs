@@ -5,13 +5,13 @@
 //! the transaction that writes their messages, so a slot's messages are written once. Scheduled reports
 //! advance their schedule conditionally in the transaction that queues their mail.
 
+use super::Notifier;
 use super::templates::{Composer, Links};
 use super::{NewMessage, insert_message};
 use crate::db::{TenantDb, TenantTx, now_ms, rfc3339};
 use crate::learning::DAY_MS;
 use crate::outbox::{Event, Kind};
 use crate::plugins::manifest::Kind as PluginKind;
-use crate::state::AppState;
 use serde_json::json;
 use sqlx::Row;
 
@@ -19,24 +19,21 @@ use sqlx::Row;
 const REMINDERS_PER_ROUND: i64 = 5000;
 
 /// One round over every active academy at `now`.
-pub async fn run_once(state: &AppState, now: i64) -> anyhow::Result<()> {
-    let mut tx = state.db.platform().begin().await?;
+pub async fn run_once(notifier: &Notifier, now: i64) -> anyhow::Result<()> {
+    let mut tx = notifier.db.platform().begin().await?;
     let tenants = crate::tenancy::list(&mut tx).await?;
     tx.commit().await?;
     for tenant in tenants.iter().filter(|t| !t.suspended()) {
-        let db = state.db.tenant(&tenant.id);
-        if let Err(e) = academy_round(state, &db, tenant, now).await {
+        let db = notifier.db.tenant(&tenant.id);
+        if let Err(e) = academy_round(notifier, &db, tenant, now).await {
             tracing::warn!(tenant = %tenant.slug, error = %e, "a scheduled notification job failed");
         }
-    }
-    if let Err(e) = crate::reports::run_due_schedules(state, now).await {
-        tracing::warn!(error = %e, "scheduled reports failed; they run again at the next tick");
     }
     Ok(())
 }
 
 async fn academy_round(
-    state: &AppState,
+    notifier: &Notifier,
     db: &TenantDb,
     tenant: &crate::tenancy::Tenant,
     now: i64,
@@ -48,9 +45,9 @@ async fn academy_round(
     let day = rfc3339(now);
     let hour: i64 = day.get(11..13).and_then(|h| h.parse().ok()).unwrap_or(0);
     if hour >= settings.digest_hour {
-        digest(state, db, tenant, day.get(..10).unwrap_or_default(), now).await?;
+        digest(notifier, db, tenant, day.get(..10).unwrap_or_default(), now).await?;
     }
-    tick(state, db, now).await?;
+    tick(notifier, db, now).await?;
     Ok(())
 }
 
@@ -124,7 +121,7 @@ pub async fn claim_slot(tx: &mut TenantTx, job: &str, slot: &str) -> Result<bool
 /// The day's digests: one message per person with held messages, listing them; the held messages become
 /// `digested`. Runs once per academy and day.
 pub async fn digest(
-    state: &AppState,
+    notifier: &Notifier,
     db: &TenantDb,
     tenant: &crate::tenancy::Tenant,
     day: &str,
@@ -141,7 +138,7 @@ pub async fn digest(
         return Ok(0);
     }
     let links = Links {
-        academy_url: Some(crate::tenancy::academy_url(&state.config, tenant)),
+        academy_url: Some(crate::tenancy::academy_url(&notifier.config, tenant)),
     };
     let composer = Composer::with_links(&mut tx, links).await?;
     let rows = tx
@@ -209,12 +206,12 @@ pub async fn digest(
 
 /// Give every active notification plugin its tick; the messages of a tick are written once, by whichever
 /// replica claims the tick's slot.
-pub async fn tick(state: &AppState, db: &TenantDb, now: i64) -> anyhow::Result<usize> {
-    let plugins = state.plugins.active(db, PluginKind::Notifications).await?;
+pub async fn tick(notifier: &Notifier, db: &TenantDb, now: i64) -> anyhow::Result<usize> {
+    let plugins = notifier.plugins.active(db, PluginKind::Notifications).await?;
     if plugins.is_empty() {
         return Ok(0);
     }
-    let slot = (now / state.config.notifications.schedule_ms.max(1) as i64).to_string();
+    let slot = (now / notifier.config.notifications.schedule_ms.max(1) as i64).to_string();
     let mut written = 0;
     for plugin in plugins {
         // Another replica has this tick already: no need to run the plugin at all.
@@ -230,7 +227,7 @@ pub async fn tick(state: &AppState, db: &TenantDb, now: i64) -> anyhow::Result<u
         if taken {
             continue;
         }
-        let messages = match state.plugins.on_tick(db, &plugin, rfc3339(now)).await {
+        let messages = match notifier.plugins.on_tick(db, &plugin, rfc3339(now)).await {
             Ok(messages) => messages,
             Err(e) => {
                 tracing::warn!(plugin = %plugin.name, error = %e, "a notification plugin's tick failed; nothing is added");

@@ -22,7 +22,6 @@ use crate::auth::Caller;
 use crate::db::{Sql, TenantDb, TenantTx};
 use crate::error::ApiError;
 use crate::scope::{Grants, Permission, Reach};
-use crate::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -30,6 +29,16 @@ use serde_json::{Map, Value, json};
 use snapshots::{Owner, Snapshot, Snapshots};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+
+/// What running a report needs beside the viewer: the report plugins' door, and the reports kept for their
+/// later JSON pages.
+#[derive(Clone)]
+pub struct Runner {
+    /// Report plugins.
+    pub plugins: Arc<crate::plugins::host::PluginHost>,
+    /// Computed reports kept for their later pages.
+    pub snapshots: Arc<snapshots::Snapshots>,
+}
 
 /// How a column's cells are typed and shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -256,11 +265,11 @@ impl IntoResponse for RunError {
 
 /// Every report the viewer may run: the built-in ones, then those of each active report plugin (a plugin
 /// whose list fails is left out: the list fails open).
-pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<ReportInfo>, ApiError> {
+pub async fn list(runner: &Runner, viewer: &Viewer) -> Result<Vec<ReportInfo>, ApiError> {
     viewer.reach()?;
     let mut out: Vec<ReportInfo> = builtin::ALL.iter().map(|b| b.info()).collect();
     out.extend(
-        plugin::list(&state.plugins, viewer)
+        plugin::list(&runner.plugins, viewer)
             .await?
             .into_iter()
             .map(|(_, info)| info),
@@ -275,25 +284,25 @@ enum Source {
 }
 
 /// Find a report by key (404 when the viewer is offered no such report).
-async fn resolve(state: &AppState, viewer: &Viewer, key: &str) -> Result<(ReportInfo, Source), RunError> {
+async fn resolve(runner: &Runner, viewer: &Viewer, key: &str) -> Result<(ReportInfo, Source), RunError> {
     if let Some(b) = builtin::find(key) {
         return Ok((b.info(), Source::Builtin(b)));
     }
-    let (loaded, report) = plugin::find(&state.plugins, viewer, key).await?;
+    let (loaded, report) = plugin::find(&runner.plugins, viewer, key).await?;
     Ok((report.info.clone(), Source::Plugin(loaded, report)))
 }
 
 /// Check a report's filters as the viewer gives them, without running it: for presets and schedules.
 /// `field` prefixes the names of the offending parameters (`params.`).
 pub async fn check(
-    state: &AppState,
+    runner: &Runner,
     viewer: &Viewer,
     key: &str,
     params: &BTreeMap<String, String>,
     field: &str,
 ) -> Result<(ReportInfo, Filters), RunError> {
     let reach = viewer.reach()?;
-    let (info, _) = resolve(state, viewer, key).await?;
+    let (info, _) = resolve(runner, viewer, key).await?;
     let mut tx = viewer.db.begin_read().await?;
     let filters = filters::check(&mut tx, viewer, &reach, &accepted(&info), params, field).await?;
     tx.commit().await?;
@@ -355,7 +364,7 @@ pub struct Page {
 /// end here (it fails closed: no row is shown unless every page arrived and fits the columns). A later JSON page
 /// of a report computed as a whole reads the snapshot its cursor names, when this process still has it.
 pub async fn prepare(
-    state: &AppState,
+    runner: &Runner,
     viewer: &Viewer,
     key: &str,
     params: &BTreeMap<String, String>,
@@ -363,14 +372,14 @@ pub async fn prepare(
     paging: Paging<'_>,
 ) -> Result<Prepared, RunError> {
     let reach = viewer.reach()?;
-    let (info, source) = resolve(state, viewer, key).await?;
+    let (info, source) = resolve(runner, viewer, key).await?;
     let mut now = crate::db::now_ms();
     let mut tx = viewer.db.begin_read().await?;
     let filters = filters::check(&mut tx, viewer, &reach, &accepted(&info), params, field).await?;
     let keep = match paging {
         Paging::Whole => None,
         Paging::Json(_) => Some(Keep {
-            snapshots: state.reports.clone(),
+            snapshots: runner.snapshots.clone(),
             owner: Owner {
                 tenant_id: viewer.db.tenant_id().to_owned(),
                 user_id: viewer.user_id.clone(),
@@ -409,7 +418,7 @@ pub async fn prepare(
             // No connection is held while the plugin runs (its own host calls need some).
             tx.commit().await?;
             Rows::All(
-                plugin::run(&state.plugins, viewer, loaded, report, &filters)
+                plugin::run(&runner.plugins, viewer, loaded, report, &filters)
                     .await?
                     .into(),
             )

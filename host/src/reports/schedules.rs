@@ -7,14 +7,13 @@
 //! retry every minute.
 
 use super::filters::DAY_MS;
-use super::{Prepared, RunError, Viewer, output, presets::params_of};
+use super::{Prepared, RunError, Runner, Viewer, output, presets::params_of};
 use crate::audit::{Change, record};
 use crate::auth::Actor;
-use crate::db::{Sql, TenantDb, TenantTx, now_ms, rfc3339};
+use crate::db::{Db, Sql, TenantDb, TenantTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::Attachment;
 use crate::scope::{Grants, Permission};
-use crate::state::AppState;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -358,13 +357,13 @@ pub struct Rendered {
 }
 
 /// Render a schedule's report with its owner's scope (their grants as they are now).
-pub async fn render(state: &AppState, db: &TenantDb, owner: &str, s: &ScheduleOut) -> Result<Rendered, RunError> {
+pub async fn render(runner: &Runner, db: &TenantDb, owner: &str, s: &ScheduleOut) -> Result<Rendered, RunError> {
     let viewer = match Viewer::load(db, owner).await? {
         Ok(viewer) => viewer,
         Err(reason) => return Err(RunError::Api(ApiError::rule("owner_inactive", None, reason))),
     };
     let report: Prepared =
-        super::prepare(state, &viewer, &s.report, &s.params, "params.", super::Paging::Whole).await?;
+        super::prepare(runner, &viewer, &s.report, &s.params, "params.", super::Paging::Whole).await?;
     let (bytes, extension, content_type) = match s.format.as_str() {
         "html" => {
             let page = output::html_page(&report).await?;
@@ -489,8 +488,8 @@ pub async fn record_run(
 /// Run every active schedule that is due at `now`, across academies; returns how many runs were recorded
 /// here (a slot another replica ran first is not counted). Safe to call from every replica at once: each slot
 /// is sent exactly once.
-pub async fn run_due_schedules(state: &AppState, now: i64) -> anyhow::Result<usize> {
-    let mut platform = state.db.platform().begin().await?;
+pub async fn run_due_schedules(db: &Db, runner: &Runner, now: i64) -> anyhow::Result<usize> {
+    let mut platform = db.platform().begin().await?;
     let due = sqlx::query(
         "SELECT s.id, s.tenant_id FROM report_schedules s JOIN tenants t ON t.id = s.tenant_id \
          WHERE s.active = 1 AND s.next_run_at <= $1 AND t.status = 'active' ORDER BY s.next_run_at, s.id LIMIT $2",
@@ -504,7 +503,7 @@ pub async fn run_due_schedules(state: &AppState, now: i64) -> anyhow::Result<usi
     for row in due {
         let id: String = row.try_get(0)?;
         let tenant: String = row.try_get(1)?;
-        match run_one(state, &state.db.tenant(&tenant), &id, now).await {
+        match run_one(runner, &db.tenant(&tenant), &id, now).await {
             Ok(true) => done += 1,
             Ok(false) => {}
             Err(e) => {
@@ -516,7 +515,7 @@ pub async fn run_due_schedules(state: &AppState, now: i64) -> anyhow::Result<usi
 }
 
 /// Run one due schedule of an academy; `false` when it is no longer due (another replica ran it).
-async fn run_one(state: &AppState, db: &TenantDb, id: &str, now: i64) -> anyhow::Result<bool> {
+async fn run_one(runner: &Runner, db: &TenantDb, id: &str, now: i64) -> anyhow::Result<bool> {
     let mut tx = db.begin_read().await?;
     let row = tx
         .query(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2 AND active = 1"))
@@ -532,7 +531,7 @@ async fn run_one(state: &AppState, db: &TenantDb, id: &str, now: i64) -> anyhow:
     let owner: String = row.try_get("owner_id")?;
     let schedule = from_row(&row)?;
     let outcome = match schedule.timing() {
-        Ok(_) => render(state, db, &owner, &schedule).await,
+        Ok(_) => render(runner, db, &owner, &schedule).await,
         Err(e) => Err(RunError::Api(e)),
     };
     // A schedule whose timing cannot be read still moves on, a day at a time, with the reason recorded.
@@ -542,6 +541,19 @@ async fn run_one(state: &AppState, db: &TenantDb, id: &str, now: i64) -> anyhow:
     let actor = Actor::system("report scheduler");
     let recorded = record_run(db, id, &schedule.name, Some((due, next)), &outcome, Some(&actor)).await?;
     Ok(recorded.is_some())
+}
+
+/// Run due schedules every `every` until the task is dropped (each due schedule runs once however many
+/// replicas run this).
+pub async fn run(db: Db, runner: Runner, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = run_due_schedules(&db, &runner, now_ms()).await {
+            tracing::warn!(error = %e, "scheduled reports failed; they run again at the next tick");
+        }
+    }
 }
 
 #[cfg(test)]
