@@ -24,6 +24,14 @@ pub enum ApiError {
     /// 404: no such thing — also for ids of other tenants and ids outside the caller's scope.
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    /// 404 with a code of its own, for a thing a client names by a secret (an invitation link) and may want
+    /// to tell apart.
+    #[error("{message}")]
+    Missing {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// 409: the change conflicts with what is stored.
     #[error("{message}")]
     Conflict {
@@ -112,6 +120,9 @@ impl ApiError {
                 None,
                 None,
             ),
+            ApiError::Missing { code, message, field } => {
+                (StatusCode::NOT_FOUND, code, message.clone(), field.as_deref(), None)
+            }
             ApiError::Conflict { code, message, field } => {
                 (StatusCode::CONFLICT, code, message.clone(), field.as_deref(), None)
             }

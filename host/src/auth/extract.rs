@@ -1,14 +1,15 @@
 //! Extractors: `Caller` for tenant endpoints, `Operator` for platform endpoints.
 
 use super::{Actor, OPERATOR_TOKEN_PREFIX, SESSION_COOKIE, TOKEN_PREFIX, secret_hash};
+use crate::config::Config;
 use crate::db::{TenantDb, now_ms};
 use crate::error::ApiError;
 use crate::scope::{Grant, GrantScope, Grants, Permission, Reach};
 use crate::state::AppState;
 use crate::tenancy::{HostTenant, Tenant};
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use sqlx::Row;
 
 /// How the caller authenticated.
@@ -67,25 +68,45 @@ impl Caller {
     }
 }
 
-pub(crate) fn request_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// The request's id (`x-request-id`, set by the middleware when the client sent none).
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
 
-pub(crate) fn host(parts: &Parts, state: &AppState) -> String {
-    let forwarded = state
-        .config
+/// The host a request names: `X-Forwarded-Host` behind a proxy that sets it (when trusted), else `Host`.
+fn named_host<'a>(headers: &'a HeaderMap, config: &Config) -> Option<&'a str> {
+    let forwarded = config
         .trust_forwarded_host
-        .then(|| parts.headers.get("x-forwarded-host").and_then(|v| v.to_str().ok()))
+        .then(|| headers.get("x-forwarded-host").and_then(|v| v.to_str().ok()))
         .flatten();
-    forwarded
-        .or_else(|| parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+    forwarded.or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+}
+
+pub(crate) fn host(parts: &Parts, state: &AppState) -> String {
+    named_host(&parts.headers, &state.config)
         .or_else(|| parts.uri.host())
         .unwrap_or("")
         .to_owned()
+}
+
+/// The host the request was made to, for links that lead back to the same academy address. Only characters
+/// a host name (with port) can have are kept, so a crafted header cannot smuggle anything into a link; a
+/// host that does not pass is replaced by the academy's own address.
+pub fn link_host(headers: &HeaderMap, config: &Config, tenant: &Tenant) -> String {
+    let host = named_host(headers, config).unwrap_or("").trim().to_ascii_lowercase();
+    let clean = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if clean {
+        host
+    } else {
+        tenant
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{}.{}", tenant.slug, config.base_domain))
+    }
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -138,7 +159,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|c| state.callers.get(&(host_key.clone(), c.clone())))
         {
             return Ok(Caller {
-                request_id: request_id(parts),
+                request_id: request_id(&parts.headers),
                 ..cached
             });
         }
@@ -263,7 +284,7 @@ async fn authenticate(parts: &Parts, state: &AppState, host: HostTenant) -> Resu
             name: user.try_get("name")?,
             grants,
             via,
-            request_id: request_id(parts),
+            request_id: request_id(&parts.headers),
             db,
         };
         Ok((caller, valid_until - now))
@@ -378,7 +399,7 @@ impl FromRequestParts<AppState> for Operator {
         Ok(Operator {
             id: row.try_get("id")?,
             email: row.try_get("email")?,
-            request_id: request_id(parts),
+            request_id: request_id(&parts.headers),
         })
     }
 }

@@ -9,16 +9,16 @@ pub const MIN_LEN: usize = 10;
 pub const MAX_LEN: usize = 200;
 
 /// Check a new password's length, naming the field.
-pub fn check_new(field: &str, password: &str) -> Result<(), crate::error::ApiError> {
+pub fn check_new(field: &str, password: &str) -> Result<(), crate::fields::FieldError> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(crate::error::ApiError::invalid(
+        return Err(crate::fields::FieldError::new(
             field,
             format!("must have at least {MIN_LEN} characters"),
         ));
     }
     if n > MAX_LEN {
-        return Err(crate::error::ApiError::invalid(
+        return Err(crate::fields::FieldError::new(
             field,
             format!("must have at most {MAX_LEN} characters"),
         ));

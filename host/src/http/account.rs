@@ -154,7 +154,7 @@ async fn request_reset(
             .await?;
             // Whoever asked is not known to be the account's owner: the entry names no actor.
             let actor = Actor {
-                request_id: super::signup::request_id(&headers),
+                request_id: crate::auth::extract::request_id(&headers),
                 ..Actor::system("password reset request")
             };
             record(
@@ -164,7 +164,7 @@ async fn request_reset(
             )
             .await?;
             let scheme = if state.config.cookie_secure { "https" } else { "http" };
-            let host = super::signup::request_host(&headers, &state, &tenant);
+            let host = crate::auth::extract::link_host(&headers, &state.config, &tenant);
             let locale: Option<String> = user.try_get("locale")?;
             mail = Some(reset_mail(
                 &tenant,
@@ -329,7 +329,7 @@ async fn reset_password(
         kind: "user",
         id: Some(user_id.clone()),
         label: user_email,
-        request_id: super::signup::request_id(&headers),
+        request_id: crate::auth::extract::request_id(&headers),
     };
     record(
         &mut tx,
@@ -345,25 +345,6 @@ async fn reset_password(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Everything of this module (and of notifications and reports) that belongs to a user who is being deleted.
-pub(crate) async fn forget_user(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error> {
-    for sql in [
-        "DELETE FROM password_resets WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM notification_preferences WHERE tenant_id = $1 AND user_id = $2",
-        // Their sign-ins, saved reports and report schedules, and the messages addressed to them.
-        "DELETE FROM login_events WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM report_presets WHERE tenant_id = $1 AND owner_id = $2",
-        "DELETE FROM report_schedules WHERE tenant_id = $1 AND owner_id = $2",
-        "DELETE FROM message_attempts WHERE tenant_id = $1 AND message_id IN \
-         (SELECT id FROM messages WHERE tenant_id = $1 AND recipient_id = $2)",
-        "DELETE FROM messages WHERE tenant_id = $1 AND recipient_id = $2",
-        "DELETE FROM outbox_events WHERE tenant_id = $1 AND user_id = $2",
-    ] {
-        tx.query(sql).bind(user_id.to_owned()).execute(tx.conn()).await?;
-    }
-    Ok(())
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

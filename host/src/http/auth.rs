@@ -2,7 +2,7 @@
 
 use super::api::{Api, Auth, Op};
 use super::common::Json;
-use crate::auth::{Caller, CallerVia, RequestHost, SESSION_COOKIE, password, random_secret, secret_hash};
+use crate::auth::{Caller, CallerVia, RequestHost, password};
 use crate::db::{new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -149,13 +149,13 @@ async fn login(
     let user_id: String = user.try_get("id")?;
     // A licence seat is taken at a user's first sign-in; this transaction writes, so concurrent first
     // sign-ins queue for the count (see `claim_seat`).
-    crate::learning::signup::claim_seat(&mut tx, tenant.settings.seat_limit, &user_id).await?;
+    crate::learning::signup::seats::claim(&mut tx, tenant.settings.seat_limit, &user_id).await?;
     tx.query("DELETE FROM login_failures WHERE tenant_id = $1 AND (email = $2 OR at < $3)")
         .bind(email.clone())
         .bind(window_start)
         .execute(tx.conn())
         .await?;
-    let cookie = open_session(&mut tx, &state, &user_id, now).await?;
+    let cookie = crate::auth::session::open(&mut tx, &state.config, &user_id, now).await?;
     // A licence seat is counted at first login.
     tx.query("UPDATE users SET first_login_at = coalesce(first_login_at, $3), last_login_at = $3 WHERE tenant_id = $1 AND id = $2")
         .bind(user_id.clone())
@@ -186,31 +186,6 @@ async fn login(
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
-}
-
-/// Start a session for a user inside `tx`; returns the `Set-Cookie` value that hands it to the browser.
-pub(super) async fn open_session(
-    tx: &mut crate::db::TenantTx,
-    state: &AppState,
-    user_id: &str,
-    now: i64,
-) -> Result<String, sqlx::Error> {
-    let session = random_secret();
-    let expires = now + state.config.session_hours * 3_600_000;
-    tx.query(
-        "INSERT INTO sessions (id_hash, tenant_id, user_id, created_at, expires_at, last_seen_at) VALUES ($2, $1, $3, $4, $5, $4)",
-    )
-    .bind(secret_hash(&session))
-    .bind(user_id.to_owned())
-    .bind(now)
-    .bind(expires)
-    .execute(tx.conn())
-    .await?;
-    Ok(format!(
-        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        state.config.session_hours * 3600,
-        if state.config.cookie_secure { "; Secure" } else { "" }
-    ))
 }
 
 async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {

@@ -13,7 +13,6 @@ use super::{DAY_MS, Source};
 use crate::auth::Actor;
 use crate::db::CHUNK;
 use crate::db::{Arg, Sql, TenantDb, TenantTx, new_id, now_ms};
-use crate::error::ApiResult;
 use crate::plugins::hooks::enrollment::{EventBatch, Happening};
 use crate::plugins::host::PluginHost;
 use crate::plugins::host_api::View;
@@ -479,7 +478,7 @@ fn action_name(action: &Action) -> &'static str {
 
 /// Apply the built-in rules to `events` (and to the events their own actions cause) inside `tx`. Returns
 /// every event, for the enrollment plugins once `tx` has committed.
-pub async fn run_rules(tx: &mut TenantTx, events: Vec<Event>, context: Context) -> ApiResult<Pending> {
+pub async fn run_rules(tx: &mut TenantTx, events: Vec<Event>, context: Context) -> Result<Pending, sqlx::Error> {
     let rules = load_rules(tx, None).await?;
     let mut all = Vec::with_capacity(events.len());
     let mut round = events;
@@ -505,7 +504,7 @@ async fn plan(
     journal: &mut Journal,
     context: &Context,
     count: bool,
-) -> ApiResult<Vec<Planned>> {
+) -> Result<Vec<Planned>, sqlx::Error> {
     let mut ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -674,7 +673,7 @@ async fn apply(
     scope: Option<&Reach>,
     journal: &mut Journal,
     context: &Context,
-) -> ApiResult<Vec<Event>> {
+) -> Result<Vec<Event>, sqlx::Error> {
     let rid = &context.actor.request_id;
     let mut changed: Vec<(String, u8)> = Vec::new();
     let mut targets = Targets::default();
@@ -850,7 +849,7 @@ async fn add_members(
     journal: &mut Journal,
     rid: &Option<String>,
     changed: &mut Vec<(String, u8)>,
-) -> ApiResult<()> {
+) -> Result<(), sqlx::Error> {
     if joins.is_empty() {
         return Ok(());
     }
@@ -877,10 +876,9 @@ async fn add_members(
                     journal.note(&p, Outcome::Applied, None, rid);
                 }
                 Ok(false) => journal.note(&p, Outcome::Unchanged, None, rid),
-                Err(e @ crate::directory::Error::MemberLimit { .. }) => {
-                    journal.note(&p, Outcome::Refused, Some(e.to_string()), rid)
-                }
-                Err(e) => return Err(e.into()),
+                Err(crate::directory::Error::Db(e)) => return Err(e),
+                // Whatever the directory refuses (a member limit reached) is this action's refusal.
+                Err(e) => journal.note(&p, Outcome::Refused, Some(e.to_string()), rid),
             }
         } else {
             bulk.push((p, org.id));
@@ -919,7 +917,7 @@ async fn add_tags(
     journal: &mut Journal,
     rid: &Option<String>,
     changed: &mut Vec<(String, u8)>,
-) -> ApiResult<()> {
+) -> Result<(), sqlx::Error> {
     let now = now_ms();
     for chunk in rows.chunks(CHUNK) {
         let mut sql = Sql::tenant("INSERT INTO user_tags (tenant_id, user_id, tag_id, created_at) VALUES ");
@@ -954,7 +952,7 @@ pub async fn apply_actions(
     user_id: &str,
     actions: &[(Source, Action)],
     context: Context,
-) -> ApiResult<Pending> {
+) -> Result<Pending, sqlx::Error> {
     let planned = actions
         .iter()
         .map(|(source, action)| Planned {
@@ -979,7 +977,7 @@ pub async fn apply_rule_to(
     user_ids: &[String],
     dry_run: bool,
     context: &Context,
-) -> ApiResult<(Vec<(String, Vec<Action>)>, Pending)> {
+) -> Result<(Vec<(String, Vec<Action>)>, Pending), sqlx::Error> {
     let trigger = match rule.def.on.first() {
         Some(TriggerName::UserChanged) => Trigger::UserChanged,
         Some(TriggerName::CourseCompleted) => Trigger::CourseCompleted {
@@ -1032,7 +1030,7 @@ pub async fn after_commit(plugins: &PluginHost, tenant: &TenantDb, pending: Pend
     }
 }
 
-async fn run_plugins(host: &PluginHost, tenant: &TenantDb, pending: Pending) -> ApiResult<()> {
+async fn run_plugins(host: &PluginHost, tenant: &TenantDb, pending: Pending) -> Result<(), sqlx::Error> {
     let plugins = host.active(tenant, Kind::Enrollment).await?;
     if plugins.is_empty() {
         return Ok(());

@@ -270,21 +270,3 @@ pub async fn drop_enrollment(tx: &mut TenantTx, enrollment_id: &str, source: &So
     }
     Ok(n > 0)
 }
-
-/// Remove everything of the learning core that belongs to a user who is being deleted.
-pub async fn forget_user(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error> {
-    for sql in [
-        "DELETE FROM enrollment_history WHERE tenant_id = $1 AND enrollment_id IN (SELECT id FROM enrollments WHERE tenant_id = $1 AND user_id = $2)",
-        "DELETE FROM lesson_progress WHERE tenant_id = $1 AND enrollment_id IN (SELECT id FROM enrollments WHERE tenant_id = $1 AND user_id = $2)",
-        "DELETE FROM quiz_attempts WHERE tenant_id = $1 AND enrollment_id IN (SELECT id FROM enrollments WHERE tenant_id = $1 AND user_id = $2)",
-        "DELETE FROM certificates WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM enrollment_requests WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM program_enrollments WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM rule_firings WHERE tenant_id = $1 AND user_id = $2",
-        "UPDATE signups SET user_id = NULL WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM enrollments WHERE tenant_id = $1 AND user_id = $2",
-    ] {
-        tx.query(sql).bind(user_id.to_owned()).execute(tx.conn()).await?;
-    }
-    Ok(())
-}

@@ -183,7 +183,7 @@ impl FromRequestParts<AppState> for Visit {
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default(),
             peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
-            request_id: crate::auth::extract::request_id(parts),
+            request_id: crate::auth::extract::request_id(&parts.headers),
             languages: allowed.clone(),
             tenant,
             caller,
