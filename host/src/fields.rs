@@ -81,3 +81,8 @@ pub fn time_field(field: &str, v: &str) -> Result<i64, FieldError> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
         .map_err(|_| FieldError::new(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
 }
+
+/// Read an optional RFC 3339 time from a request field, as unix milliseconds.
+pub fn opt_time_field(field: &str, v: Option<&str>) -> Result<Option<i64>, FieldError> {
+    v.map(|v| time_field(field, v)).transpose()
+}

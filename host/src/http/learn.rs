@@ -3,9 +3,6 @@
 
 use super::api::{Api, Op};
 use super::common::{Json, Path, Query};
-use super::enrollments::{
-    CERTIFICATE_SELECT, CertificateOut, ENROLLMENT_SELECT, EnrollmentOut, certificate_from_row, enrollment_from_row,
-};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{Sql, TenantTx, new_id, now_ms};
@@ -13,6 +10,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::learning::content::{Question, QuestionView, render_markdown};
 use crate::learning::enroll::{self, Enrolled, NewEnrollment};
 use crate::learning::progress::{self, Attempt};
+use crate::learning::records::{
+    CERTIFICATE_SELECT, CertificateOut, ENROLLMENT_SELECT, EnrollmentOut, certificate_from_row, enrollment_from_row,
+};
 use crate::learning::{Source, automation};
 use crate::state::AppState;
 use axum::extract::State;

@@ -3,11 +3,11 @@
 
 use super::api::{Api, Op};
 use super::common::{Json, Path, text};
-use super::courses::{ContentStatus, code, long_text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{Backend, TenantTx, foreign_key_violation, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
+use crate::learning::courses::{ContentStatus, code, long_text};
 use crate::scope::Permission;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};

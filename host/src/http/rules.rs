@@ -3,13 +3,13 @@
 
 use super::api::{Api, Op};
 use super::common::{Json, Page, PageParams, Path, Query, text};
-use super::enrollments::JobOut;
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::db::{Sql, TenantTx, new_id, now_ms, rfc3339, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::learning::automation::{self, Action, Context, Rule, RuleDef};
 use crate::learning::jobs;
+use crate::learning::jobs::JobOut;
 use crate::scope::Permission;
 use crate::state::AppState;
 use axum::extract::{OriginalUri, State};
@@ -456,7 +456,7 @@ async fn apply(
     .await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(super::enrollments::read_job(caller.db(), &job).await?),
+        axum::Json(crate::learning::jobs::read_job(caller.db(), &job).await?),
     ))
 }
 

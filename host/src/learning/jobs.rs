@@ -5,9 +5,11 @@
 //! when its process stopped is marked failed by the hourly-stale check, saying so; running it again is safe because
 //! what jobs do is idempotent.
 
-use crate::db::{Db, TenantDb, new_id, now_ms};
-use crate::error::ApiResult;
+use crate::db::{Db, TenantDb, TenantTx, new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use serde::Serialize;
 use serde_json::Value;
+use sqlx::Row;
 use std::future::Future;
 
 /// Record a job and run `work` in the background; returns the job's id. `work`'s value is the job's result,
@@ -121,4 +123,51 @@ pub async fn upkeep_once(db: &Db, now: i64) -> Result<(), sqlx::Error> {
         }
     }
     Ok(())
+}
+
+/// A job.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct JobOut {
+    id: String,
+    kind: String,
+    /// running, done or failed.
+    status: String,
+    params: Value,
+    /// What it did, once done.
+    result: Option<Value>,
+    error: Option<String>,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+pub async fn job_out(tx: &mut TenantTx, id: &str) -> ApiResult<(JobOut, Option<String>)> {
+    let row = tx
+        .query("SELECT id, kind, status, params, result, error, created_by, created_at, finished_at FROM jobs WHERE tenant_id = $1 AND id = $2")
+        .bind(id.to_owned())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(ApiError::NotFound { what: "job" })?;
+    let params: String = row.try_get("params")?;
+    let result: Option<String> = row.try_get("result")?;
+    Ok((
+        JobOut {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            status: row.try_get("status")?,
+            params: serde_json::from_str(&params).unwrap_or(Value::Null),
+            result: result.and_then(|r| serde_json::from_str(&r).ok()),
+            error: row.try_get("error")?,
+            created_at: rfc3339(row.try_get("created_at")?),
+            finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(rfc3339),
+        },
+        row.try_get("created_by")?,
+    ))
+}
+
+/// A job as clients read it.
+pub async fn read_job(db: &crate::db::TenantDb, id: &str) -> ApiResult<JobOut> {
+    let mut tx = db.begin_read().await?;
+    let (out, _) = job_out(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(out)
 }

@@ -6,9 +6,11 @@
 
 pub mod automation;
 pub mod content;
+pub mod courses;
 pub mod enroll;
 pub mod jobs;
 pub mod progress;
+pub mod records;
 pub mod signup;
 
 use crate::auth::Actor;
