@@ -1,27 +1,43 @@
-//! A small in-process cache whose entries expire: host → tenant, credential → caller. Nothing in it is the
-//! only copy of anything; it only saves lookups, and every user of it says how stale an answer may be.
+//! A small in-process cache whose entries expire: host → tenant, credential → caller, branding. Nothing in it
+//! is the only copy of anything; it only saves lookups, and every user of it says how stale an answer may be.
+//!
+//! Backed by moka: bounded in entries, evicting the least useful ones when full (a flood of new keys, such as
+//! random `Host` headers, pushes out old entries instead of emptying the cache), without one lock for every
+//! read.
 
+use moka::Expiry;
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept for at most `ttl` each (0 keeps nothing). Past `max` entries it starts over, which bounds
-/// memory without bookkeeping.
+/// Entries kept for at most `ttl` each (0 keeps nothing), `max` entries at most.
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    max: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: moka::sync::Cache<K, (V, Duration)>,
 }
 
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+/// Each entry lives as long as it was put for.
+struct PerEntry;
+
+impl<K, V> Expiry<K, (V, Duration)> for PerEntry {
+    fn expire_after_create(&self, _key: &K, value: &(V, Duration), _created_at: Instant) -> Option<Duration> {
+        Some(value.1)
+    }
+}
+
+impl<K, V> TtlCache<K, V>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     /// An empty cache.
     pub fn new(ttl: Duration, max: usize) -> Self {
         TtlCache {
             ttl,
-            max,
-            entries: Mutex::new(HashMap::new()),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max as u64)
+                .expire_after(PerEntry)
+                .build(),
         }
     }
 
@@ -30,28 +46,56 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     where
         K: Borrow<Q>,
     {
-        let entries = self.entries.lock().ok()?;
-        let (deadline, value) = entries.get(key)?;
-        (Instant::now() < *deadline).then(|| value.clone())
+        self.entries.get(key).map(|(value, _)| value)
     }
 
     /// Keep a value for the TTL, or for `valid_for` if that is shorter.
     pub fn put(&self, key: K, value: V, valid_for: Duration) {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || valid_for.is_zero() {
             return;
         }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= self.max {
-                entries.clear();
-            }
-            entries.insert(key, (Instant::now() + self.ttl.min(valid_for), value));
-        }
+        self.entries.insert(key, (value, self.ttl.min(valid_for)));
     }
 
     /// Forget everything.
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
+        self.entries.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TtlCache;
+    use std::time::Duration;
+
+    #[test]
+    fn entries_expire_and_clear() {
+        let cache: TtlCache<String, u32> = TtlCache::new(Duration::from_secs(60), 100);
+        cache.put("a".into(), 1, Duration::from_secs(60));
+        cache.put("b".into(), 2, Duration::from_millis(1));
+        assert_eq!(cache.get("a"), Some(1));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(cache.get("b"), None, "an entry lives no longer than it was put for");
+        cache.clear();
+        assert_eq!(cache.get("a"), None);
+        let off: TtlCache<String, u32> = TtlCache::new(Duration::ZERO, 100);
+        off.put("a".into(), 1, Duration::from_secs(60));
+        assert_eq!(off.get("a"), None, "a TTL of zero keeps nothing");
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_empty_the_cache() {
+        let cache: TtlCache<u32, u32> = TtlCache::new(Duration::from_secs(60), 1000);
+        cache.put(0, 0, Duration::from_secs(60));
+        // The kept entry is read often, as a live academy's host is.
+        for i in 1..20_000 {
+            cache.put(i, i, Duration::from_secs(60));
+            if i % 10 == 0 {
+                assert_eq!(cache.get(&0), Some(0));
+            }
         }
+        cache.entries.run_pending_tasks();
+        assert!(cache.entries.entry_count() <= 1000);
+        assert_eq!(cache.get(&0), Some(0), "the entry in use survives the flood");
     }
 }

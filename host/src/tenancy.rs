@@ -326,6 +326,21 @@ pub fn normalize_host(host: &str) -> String {
     }
 }
 
+/// The address of an academy for links in messages: its first custom domain, else `<slug>.<base domain>`,
+/// with the scheme and port the settings say.
+pub fn academy_url(config: &crate::config::Config, tenant: &Tenant) -> String {
+    let scheme = if config.cookie_secure { "https" } else { "http" };
+    let host = tenant
+        .domains
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("{}.{}", tenant.slug, config.base_domain));
+    match config.notifications.link_port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,20 +361,5 @@ mod tests {
         assert!(!valid_locale("english"));
         assert!(valid_domain("learn.acme.com"));
         assert!(!valid_domain("acme"));
-    }
-}
-
-/// The address of an academy for links in messages: its first custom domain, else `<slug>.<base domain>`,
-/// with the scheme and port the settings say.
-pub fn academy_url(config: &crate::config::Config, tenant: &Tenant) -> String {
-    let scheme = if config.cookie_secure { "https" } else { "http" };
-    let host = tenant
-        .domains
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("{}.{}", tenant.slug, config.base_domain));
-    match config.notifications.link_port {
-        Some(port) => format!("{scheme}://{host}:{port}"),
-        None => format!("{scheme}://{host}"),
     }
 }

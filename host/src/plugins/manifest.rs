@@ -446,21 +446,10 @@ fn type_words(kind: FieldType) -> &'static str {
     }
 }
 
-/// `MAJOR.MINOR.PATCH` with an optional `-pre` and `+build` part.
+/// `MAJOR.MINOR.PATCH` with an optional `-pre` and `+build` part (Semantic Versioning 2.0.0), at most 64
+/// characters.
 pub fn valid_semver(v: &str) -> bool {
-    if v.len() > 64 {
-        return false;
-    }
-    let core = v.split(['-', '+']).next().unwrap_or_default();
-    let rest = &v[core.len()..];
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')))
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'+')
+    v.len() <= 64 && semver::Version::parse(v).is_ok()
 }
 
 #[cfg(test)]
