@@ -38,6 +38,13 @@ impl From<Flag> for bool {
 #[serde(transparent)]
 pub struct JsonText<T>(pub T);
 
+impl<T> std::ops::Deref for JsonText<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 impl<T> Type<Any> for JsonText<T> {
     fn type_info() -> AnyTypeInfo {
         <String as Type<Any>>::type_info()

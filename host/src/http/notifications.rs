@@ -5,6 +5,7 @@ use super::api::{Api, Op};
 use super::common::{Json, Page, PageParams, Path, Query, opt_text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
+use crate::db::Timestamp;
 use crate::db::{Sql, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::templates::{Composer, Links, Template, check};
@@ -16,6 +17,7 @@ use axum::extract::{OriginalUri, State};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::FromRow;
 use sqlx::Row;
 
 pub fn routes(api: &mut Api) {
@@ -468,7 +470,7 @@ async fn preview(
 }
 
 /// A message and where it stands.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct MessageOut {
     id: String,
     kind: String,
@@ -482,10 +484,10 @@ pub struct MessageOut {
     /// Why it was held, suppressed or failed, or the last deferral.
     reason: Option<String>,
     attempts: i64,
-    next_attempt_at: Option<String>,
+    next_attempt_at: Option<Timestamp>,
     attachment_name: Option<String>,
-    created_at: String,
-    sent_at: Option<String>,
+    created_at: Timestamp,
+    sent_at: Option<Timestamp>,
 }
 
 /// One delivery attempt.
@@ -511,25 +513,6 @@ struct MessageDetail {
 
 const MESSAGE_COLUMNS: &str = "m.id, m.kind, m.recipient_id, m.to_address, m.locale, m.subject, m.source, m.status, \
      m.reason, m.attempts, m.next_attempt_at, m.attachment_name, m.created_at, m.sent_at";
-
-fn message_from_row(row: &sqlx::any::AnyRow) -> Result<MessageOut, sqlx::Error> {
-    Ok(MessageOut {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        recipient_id: row.try_get("recipient_id")?,
-        to_address: row.try_get("to_address")?,
-        locale: row.try_get("locale")?,
-        subject: row.try_get("subject")?,
-        source: row.try_get("source")?,
-        status: row.try_get("status")?,
-        reason: row.try_get("reason")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(rfc3339),
-        attachment_name: row.try_get("attachment_name")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-        sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(rfc3339),
-    })
-}
 
 #[derive(Deserialize, Default)]
 struct MessageFilter {
@@ -610,7 +593,7 @@ async fn list_messages(
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         keys.push(row.try_get::<i64, _>("created_at")?);
-        items.push(message_from_row(row)?);
+        items.push(MessageOut::from_row(row)?);
     }
     tx.commit().await?;
     let cursors: std::collections::HashMap<String, i64> = items.iter().map(|m| m.id.clone()).zip(keys).collect();
@@ -627,7 +610,7 @@ async fn detail(caller: &Caller, perm: Permission, id: &str) -> ApiResult<Messag
         .fetch_optional_sql(&sql)
         .await?
         .ok_or(ApiError::NotFound { what: "message" })?;
-    let message = message_from_row(&row)?;
+    let message = MessageOut::from_row(&row)?;
     let body_text: Option<String> = if message.kind == Kind::Invited.as_str() {
         None
     } else {

@@ -5,15 +5,14 @@ use super::common::Path;
 use super::common::{Json, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
-use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
+use crate::db::{Flag, JsonText, TenantTx, Timestamp, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 pub fn routes(api: &mut Api) {
     api.tag("profile-fields");
@@ -46,29 +45,17 @@ pub fn routes(api: &mut Api) {
 }
 
 /// A profile field definition.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct FieldOut {
     id: String,
     key: String,
     label: String,
     /// `text`, `number`, `date` or `choice`.
     field_type: String,
-    choices: Vec<String>,
+    choices: JsonText<Vec<String>>,
+    #[sqlx(try_from = "Flag")]
     required: bool,
-    created_at: String,
-}
-
-fn from_row(row: &AnyRow) -> Result<FieldOut, sqlx::Error> {
-    let choices: String = row.try_get("choices")?;
-    Ok(FieldOut {
-        id: row.try_get("id")?,
-        key: row.try_get("key")?,
-        label: row.try_get("label")?,
-        field_type: row.try_get("field_type")?,
-        choices: serde_json::from_str(&choices).unwrap_or_default(),
-        required: row.try_get::<i64, _>("required")? != 0,
-        created_at: rfc3339(row.try_get("created_at")?),
-    })
+    created_at: Timestamp,
 }
 
 async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<FieldOut> {
@@ -78,7 +65,7 @@ async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<FieldOut> {
         .fetch_optional(tx.conn())
         .await?
         .ok_or(ApiError::NotFound { what: "profile field" })?;
-    Ok(from_row(&row)?)
+    Ok(FieldOut::from_row(&row)?)
 }
 
 /// Every signed-in user may see the definitions (their own profile uses them).
@@ -89,7 +76,9 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<FieldOut>>> {
         .fetch_all(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+    Ok(axum::Json(
+        rows.iter().map(FieldOut::from_row).collect::<Result<_, _>>()?,
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -189,7 +178,7 @@ async fn update(
         Some(l) => text("label", l, 200)?,
         None => before.label.clone(),
     };
-    let choices = req.choices.clone().unwrap_or_else(|| before.choices.clone());
+    let choices = req.choices.clone().unwrap_or_else(|| before.choices.0.clone());
     check_choices(&before.field_type, &choices)?;
     let required = req.required.unwrap_or(before.required);
     tx.query("UPDATE profile_fields SET label = $3, choices = $4, required = $5 WHERE tenant_id = $1 AND id = $2")

@@ -4,7 +4,8 @@ use super::api::{Api, Op};
 use super::common::{Json, Path, Query};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
-use crate::db::{Sql, TenantTx, now_ms, rfc3339};
+use crate::db::Timestamp;
+use crate::db::{Sql, TenantTx, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::learning::Source;
 use crate::learning::enroll::{self, NewEnrollment};
@@ -13,8 +14,7 @@ use crate::scope::{Permission, Reach};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::FromRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("enrollments");
@@ -43,36 +43,24 @@ pub fn routes(api: &mut Api) {
 
 /// The automation context of a person's request: plugin actions stay within what they may change.
 /// A request to join a course.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct RequestOut {
     id: String,
     user_id: String,
+    #[sqlx(rename = "email")]
     user_email: String,
     course_id: String,
+    #[sqlx(rename = "title")]
     course_title: String,
     /// pending, approved, rejected or withdrawn.
     status: String,
     note: Option<String>,
-    decided_at: Option<String>,
-    created_at: String,
+    decided_at: Option<Timestamp>,
+    created_at: Timestamp,
 }
 
 const REQUEST_SELECT: &str = "SELECT r.id, r.user_id, u.email, r.course_id, c.title, r.status, r.note, r.decided_at, r.created_at \
     FROM enrollment_requests r JOIN users u ON u.id = r.user_id JOIN courses c ON c.id = r.course_id WHERE r.tenant_id = $1";
-
-fn request_from_row(r: &AnyRow) -> Result<RequestOut, sqlx::Error> {
-    Ok(RequestOut {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        user_email: r.try_get("email")?,
-        course_id: r.try_get("course_id")?,
-        course_title: r.try_get("title")?,
-        status: r.try_get("status")?,
-        note: r.try_get("note")?,
-        decided_at: r.try_get::<Option<i64>, _>("decided_at")?.map(rfc3339),
-        created_at: rfc3339(r.try_get("created_at")?),
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +84,9 @@ async fn requests(caller: Caller, Query(p): Query<RequestParams>) -> ApiResult<a
     sql.push(" ORDER BY r.created_at, r.id LIMIT 500");
     let rows = tx.fetch_all_sql(&sql).await?;
     tx.commit().await?;
-    Ok(axum::Json(rows.iter().map(request_from_row).collect::<Result<_, _>>()?))
+    Ok(axum::Json(
+        rows.iter().map(RequestOut::from_row).collect::<Result<_, _>>()?,
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema, Default)]
@@ -112,7 +102,7 @@ async fn request_by_id(tx: &mut TenantTx, id: &str) -> ApiResult<RequestOut> {
     let row = tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound {
         what: "enrollment request",
     })?;
-    Ok(request_from_row(&row)?)
+    Ok(RequestOut::from_row(&row)?)
 }
 
 async fn pending_request(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResult<RequestOut> {
@@ -122,7 +112,7 @@ async fn pending_request(tx: &mut TenantTx, reach: &Reach, id: &str) -> ApiResul
     let row = tx.fetch_optional_sql(&sql).await?.ok_or(ApiError::NotFound {
         what: "enrollment request",
     })?;
-    let request = request_from_row(&row)?;
+    let request = RequestOut::from_row(&row)?;
     if request.status != "pending" {
         return Err(ApiError::rule(
             "request_decided",

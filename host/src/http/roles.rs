@@ -5,15 +5,14 @@ use super::common::Path;
 use super::common::{Json, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
-use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
+use crate::db::{Flag, JsonText, TenantTx, Timestamp, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 pub fn routes(api: &mut Api) {
     api.tag("roles");
@@ -53,16 +52,17 @@ pub struct PermissionOut {
 }
 
 /// A role.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct RoleOut {
     id: String,
     pub(crate) key: String,
     name: String,
-    pub(crate) permissions: Vec<String>,
+    pub(crate) permissions: JsonText<Vec<String>>,
     /// Built-in roles cannot be changed or deleted.
+    #[sqlx(try_from = "Flag")]
     builtin: bool,
-    created_at: String,
-    updated_at: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
 impl RoleOut {
@@ -70,19 +70,6 @@ impl RoleOut {
     pub fn id_str(&self) -> &str {
         &self.id
     }
-}
-
-fn from_row(row: &AnyRow) -> Result<RoleOut, sqlx::Error> {
-    let perms: String = row.try_get("permissions")?;
-    Ok(RoleOut {
-        id: row.try_get("id")?,
-        key: row.try_get("key")?,
-        name: row.try_get("name")?,
-        permissions: serde_json::from_str(&perms).unwrap_or_default(),
-        builtin: row.try_get::<i64, _>("builtin")? != 0,
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    })
 }
 
 const COLUMNS: &str = "id, key, name, permissions, builtin, created_at, updated_at";
@@ -97,7 +84,7 @@ pub async fn find(tx: &mut TenantTx, id_or_key: &str) -> ApiResult<RoleOut> {
         .fetch_optional(tx.conn())
         .await?
         .ok_or(ApiError::NotFound { what: "role" })?;
-    Ok(from_row(&row)?)
+    Ok(RoleOut::from_row(&row)?)
 }
 
 async fn permissions(_caller: Caller) -> axum::Json<Vec<PermissionOut>> {
@@ -122,7 +109,9 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<RoleOut>>> {
         .fetch_all(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+    Ok(axum::Json(
+        rows.iter().map(RoleOut::from_row).collect::<Result<_, _>>()?,
+    ))
 }
 
 async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<RoleOut>> {
@@ -218,7 +207,7 @@ async fn update(caller: Caller, Path(id): Path<String>, Json(req): Json<RolePatc
     };
     let perms = match &req.permissions {
         Some(p) => check_permissions(p)?,
-        None => before.permissions.clone(),
+        None => before.permissions.0.clone(),
     };
     // Changing a role changes what everyone holding it may do; nobody hands out more than they hold.
     let added: Vec<Permission> = perms

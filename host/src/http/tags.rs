@@ -5,15 +5,15 @@ use super::common::Path;
 use super::common::{Json, opt_text, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
-use crate::db::{TenantTx, new_id, now_ms, rfc3339, unique_violation};
+use crate::db::Timestamp;
+use crate::db::{TenantTx, new_id, now_ms, unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::FromRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("tags");
@@ -39,21 +39,12 @@ pub fn routes(api: &mut Api) {
 }
 
 /// A tag.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct TagOut {
     id: String,
     name: String,
     description: Option<String>,
-    created_at: String,
-}
-
-fn from_row(row: &AnyRow) -> Result<TagOut, sqlx::Error> {
-    Ok(TagOut {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-    })
+    created_at: Timestamp,
 }
 
 async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<TagOut> {
@@ -63,7 +54,7 @@ async fn find(tx: &mut TenantTx, id: &str) -> ApiResult<TagOut> {
         .fetch_optional(tx.conn())
         .await?
         .ok_or(ApiError::NotFound { what: "tag" })?;
-    Ok(from_row(&row)?)
+    Ok(TagOut::from_row(&row)?)
 }
 
 /// Tag names: letters, digits, `_`, `-`, `.`, `:`; up to 100 characters.
@@ -90,7 +81,7 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<TagOut>>> {
         .fetch_all(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+    Ok(axum::Json(rows.iter().map(TagOut::from_row).collect::<Result<_, _>>()?))
 }
 
 async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<TagOut>> {

@@ -5,15 +5,15 @@ use super::common::Path;
 use super::common::{Json, Query, text};
 use crate::audit::{Change, record};
 use crate::auth::{Caller, IssuedToken, issue_token};
-use crate::db::{now_ms, rfc3339};
+use crate::db::Timestamp;
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::scope::Permission;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::FromRow;
 
 pub fn routes(api: &mut Api) {
     api.tag("tokens");
@@ -34,17 +34,17 @@ pub fn routes(api: &mut Api) {
 }
 
 /// A token, without its secret.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct TokenOut {
     id: String,
     user_id: String,
     name: String,
     /// The first characters, to recognise it.
     prefix: String,
-    created_at: String,
-    expires_at: String,
-    revoked_at: Option<String>,
-    last_used_at: Option<String>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
 }
 
 /// A new token: the only time its secret is shown.
@@ -56,19 +56,6 @@ pub struct CreatedToken {
 }
 
 const COLUMNS: &str = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at";
-
-fn from_row(row: &AnyRow) -> Result<TokenOut, sqlx::Error> {
-    Ok(TokenOut {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-        expires_at: rfc3339(row.try_get("expires_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +81,9 @@ async fn list(caller: Caller, Query(p): Query<ListParams>) -> ApiResult<axum::Js
         .await?
     };
     tx.commit().await?;
-    Ok(axum::Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+    Ok(axum::Json(
+        rows.iter().map(TokenOut::from_row).collect::<Result<_, _>>()?,
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -120,7 +109,7 @@ async fn create(caller: Caller, Json(req): Json<NewToken>) -> ApiResult<(StatusC
         .bind(id.clone())
         .fetch_one(tx.conn())
         .await?;
-    let info = from_row(&row)?;
+    let info = TokenOut::from_row(&row)?;
     record(
         &mut tx,
         &caller.actor(),
@@ -142,7 +131,7 @@ async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
         .fetch_optional(tx.conn())
         .await?
         .ok_or(ApiError::NotFound { what: "token" })?;
-    let before = from_row(&row)?;
+    let before = TokenOut::from_row(&row)?;
     if before.user_id != caller.user_id && !manage_all {
         return Err(ApiError::NotFound { what: "token" });
     }
