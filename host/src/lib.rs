@@ -50,6 +50,10 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let db = Db::connect(config.database_url.expose(), config.max_connections).await?;
+        let hashed = learning::signup::invitations::hash_stored_tokens(&db).await?;
+        if hashed > 0 {
+            tracing::info!(hashed, "invitation links stored in the clear by an earlier version are now kept as hashes");
+        }
         Ok(Application::with(listener, db, config))
     }
 

@@ -131,8 +131,8 @@ async fn password_change_ends_other_sessions(app: &TestApp) {
     assert_eq!(phone.get("/api/v1/me").await.0, 401, "every other session ends");
     assert_eq!(
         app.with_token("acme", &token).get("/api/v1/me").await.0,
-        200,
-        "API tokens are revoked separately"
+        401,
+        "every API token is revoked: whoever knew the old password may have made one"
     );
     let reply = app.visitor("acme").sign_in("nora.north@acme.test", DEMO_PASSWORD).await;
     assert_eq!(reply.status, 401, "the old password no longer works");

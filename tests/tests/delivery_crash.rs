@@ -79,7 +79,11 @@ async fn on_sqlite(stall: Stall) {
 
 async fn on_postgres(stall: Stall) {
     let Some(admin_url) = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.trim().is_empty()) else {
-        eprintln!("note: {POSTGRES_ENV} is not set; the PostgreSQL variant is skipped");
+        assert!(
+            std::env::var("AULA_TEST_SQLITE_ONLY").is_ok_and(|v| v == "1"),
+            "{POSTGRES_ENV} is not set; set it, or AULA_TEST_SQLITE_ONLY=1 to run on SQLite alone"
+        );
+        eprintln!("note: {POSTGRES_ENV} is not set; the PostgreSQL variant is skipped (AULA_TEST_SQLITE_ONLY=1)");
         return;
     };
     let name = format!("aula_test_{}", uuid::Uuid::new_v4().simple());

@@ -151,12 +151,22 @@ fn part(message: &Received, content_type: &str) -> String {
 /// both in German, from the sender acme configured, in a message carrying acme's accent color and name.
 async fn reminder_in_the_learners_language_from_the_academy(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
-    let (status, settings) = admin
-        .put(
-            "/api/v1/notification-settings",
-            json!({"sender_name": "Acme Learning", "sender_address": "learning@acme.test", "due_soon_days": 3}),
-        )
+    // An academy sends only from a domain it owns: before the operator maps acme.test to acme, the address is
+    // refused, naming the field.
+    let wanted = json!({"sender_name": "Acme Learning", "sender_address": "learning@acme.test", "due_soon_days": 3});
+    let (status, refused) = admin.put("/api/v1/notification-settings", wanted.clone()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "sender_domain_not_owned", "{refused}");
+    assert_eq!(refused["error"]["field"], "sender_address", "{refused}");
+    let platform = app.client_on(&app.platform_host());
+    let reply = platform.sign_in_operator().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let operator = platform.with_token(reply.body["token"].as_str().expect("operator token"));
+    let (status, body) = operator
+        .post("/api/v1/platform/tenants/acme/domains", json!({"domain": "acme.test"}))
         .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, settings) = admin.put("/api/v1/notification-settings", wanted).await;
     assert_eq!(status, 200, "{settings}");
     let (_, branding) = admin.get("/api/v1/branding").await;
     let mut look = branding["settings"].clone();

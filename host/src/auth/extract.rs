@@ -131,6 +131,39 @@ pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// A change made with a session cookie must come from the academy's own pages: a browser sends `Origin` (and
+/// `Sec-Fetch-Site`) with every cross-site write, and a write whose origin is another site is refused, so a
+/// page elsewhere cannot act with a signed-in user's cookie (SameSite=Lax alone leaves top-level posts open).
+/// Clients that are not browsers send neither header and are unaffected; API tokens are never sent by a
+/// browser on its own.
+fn same_site_write(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let refused = || ApiError::Forbidden {
+        code: "cross_site_request",
+        message: "a change with a session cookie must come from this academy's own pages".into(),
+    };
+    if let Some(site) = parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site == "cross-site"
+    {
+        return Err(refused());
+    }
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase())
+        .unwrap_or_default();
+    if origin_host == host(parts, state).to_ascii_lowercase() {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
 fn unauthenticated(message: &str) -> ApiError {
     ApiError::Unauthenticated {
         code: "unauthenticated",
@@ -153,6 +186,9 @@ impl FromRequestParts<AppState> for Caller {
             HostTenant::Platform => String::new(),
             HostTenant::Unknown => return Err(ApiError::NotFound { what: "academy" }),
         };
+        if bearer(parts).is_none() && cookie(parts, SESSION_COOKIE).is_some() {
+            same_site_write(parts, state)?;
+        }
         let credential = bearer(parts).or_else(|| cookie(parts, SESSION_COOKIE)).map(secret_hash);
         if let Some(cached) = credential
             .as_ref()

@@ -54,6 +54,11 @@ pub async fn end_all(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error
         .bind(user_id.to_owned())
         .execute(tx.conn())
         .await?;
+    revoke_tokens(tx, user_id).await
+}
+
+/// Revoke every API token of a user.
+pub async fn revoke_tokens(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error> {
     tx.query("UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL")
         .bind(user_id.to_owned())
         .bind(now_ms())

@@ -157,6 +157,18 @@ impl TenantDb {
         })
     }
 
+    /// Open a transaction bound to this tenant with the platform's rights: the operator's work on an academy
+    /// as a whole (creating or deleting its `tenants` row, mapping its domains, restoring it), which the
+    /// academy's own transactions may not do. Statements still bind the tenant as `$1`.
+    pub async fn begin_operator(&self) -> Result<TenantTx, sqlx::Error> {
+        let tx = Conn::Tx(self.db.begin(Wall::Platform).await?);
+        Ok(TenantTx {
+            tx,
+            tenant_id: self.tenant_id.clone(),
+            backend: self.db.backend,
+        })
+    }
+
     /// Open a read transaction that sees one consistent moment across every statement (exports, clones).
     /// SQLite's deferred read transactions already do; PostgreSQL needs REPEATABLE READ.
     pub async fn begin_snapshot(&self) -> Result<TenantTx, sqlx::Error> {

@@ -191,12 +191,7 @@ async fn login(
 async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {
     let mut tx = caller.db().begin().await?;
     match &caller.via {
-        CallerVia::Session(hash) => {
-            tx.query("DELETE FROM sessions WHERE tenant_id = $1 AND id_hash = $2")
-                .bind(hash.clone())
-                .execute(tx.conn())
-                .await?;
-        }
+        CallerVia::Session(hash) => crate::auth::session::end(&mut tx, hash).await?,
         CallerVia::Token(_) => {
             return Err(ApiError::rule(
                 "not_a_session",
@@ -209,7 +204,7 @@ async fn logout(caller: Caller) -> ApiResult<(StatusCode, HeaderMap)> {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("aula_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(crate::auth::session::CLEAR_COOKIE),
     );
     Ok((StatusCode::NO_CONTENT, headers))
 }
@@ -277,16 +272,14 @@ async fn change_password(caller: Caller, Json(req): Json<PasswordChange>) -> Api
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
-    // Every other session ends; the one in use stays.
+    // Every other session ends, and every API token: whoever learnt the old password may have made one. The
+    // session in use stays.
     let keep = match &caller.via {
-        CallerVia::Session(h) => h.clone(),
-        CallerVia::Token(_) => String::new(),
+        CallerVia::Session(h) => Some(h.as_str()),
+        CallerVia::Token(_) => None,
     };
-    tx.query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id_hash <> $3")
-        .bind(caller.user_id.clone())
-        .bind(keep)
-        .execute(tx.conn())
-        .await?;
+    crate::auth::session::end_others(&mut tx, &caller.user_id, keep).await?;
+    crate::auth::session::revoke_tokens(&mut tx, &caller.user_id).await?;
     crate::audit::record(
         &mut tx,
         &caller.actor(),

@@ -381,7 +381,21 @@ async fn upload_file(
         ));
     }
     match kind {
-        FileKind::Template => state.portal.themes.check_template(&path, &body)?,
+        FileKind::Template => {
+            // Checked against the academy's other templates too: together they must not include one another
+            // in a circle.
+            let mut tx = caller.db().begin_read().await?;
+            let rows = tx
+                .query("SELECT path, content FROM theme_files WHERE tenant_id = $1 AND path LIKE 'templates/%'")
+                .fetch_all(tx.conn())
+                .await?;
+            tx.commit().await?;
+            let mut others = Vec::with_capacity(rows.len());
+            for r in rows {
+                others.push((r.try_get::<String, _>(0)?, r.try_get::<Vec<u8>, _>(1)?));
+            }
+            state.portal.themes.check_template(&path, &body, &others)?
+        }
         FileKind::Asset(ct) if ct.starts_with("text/") && std::str::from_utf8(&body).is_err() => {
             return Err(ApiError::invalid("content", "must be UTF-8 text"));
         }

@@ -1,7 +1,7 @@
 //! Invitation links to an organization (with QR codes), and joining an organization with one.
 
 use super::api::{Api, Op};
-use super::common::{Json, Path, text};
+use super::common::{Json, Path, Query, text};
 use crate::audit::{Change, record};
 use crate::auth::Caller;
 use crate::auth::extract::link_host;
@@ -50,9 +50,10 @@ pub fn routes(api: &mut Api) {
     api.op(
         Op::get(
             "/api/v1/invitations/{id}/qr.svg",
-            "The invitation link as a QR code (SVG)",
+            "The invitation link as a QR code (SVG), for whoever holds its token (only its hash is kept)",
         )
         .permission("members.write")
+        .query(&[("token", "the invitation's token, as shown when it was made (required)")])
         .response_body_type("image/svg+xml"),
         get(invitation_qr),
     );
@@ -75,12 +76,9 @@ async fn create_invitation(
 ) -> ApiResult<(StatusCode, axum::Json<InvitationOut>)> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin().await?;
-    let (invitation, org) = invitations::create(&mut tx, &reach, &org_id, &caller.user_id, &req).await?;
-    let out = InvitationOut::new(
-        invitation,
-        org.name,
-        &link_host(&headers, &state.config, &caller.tenant),
-    );
+    let (invitation, org, secret) = invitations::create(&mut tx, &reach, &org_id, &caller.user_id, &req).await?;
+    let host = link_host(&headers, &state.config, &caller.tenant);
+    let out = InvitationOut::new(invitation, org.name, Some((&secret, &host)));
     record(
         &mut tx,
         &caller.actor(),
@@ -92,35 +90,35 @@ async fn create_invitation(
 }
 
 async fn list_invitations(
-    State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(org_id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<InvitationOut>>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin_read().await?;
     let (list, org) = invitations::of_org(&mut tx, &reach, &org_id).await?;
     tx.commit().await?;
-    let host = link_host(&headers, &state.config, &caller.tenant);
     Ok(axum::Json(
         list.into_iter()
-            .map(|i| InvitationOut::new(i, org.name.clone(), &host))
+            .map(|i| InvitationOut::new(i, org.name.clone(), None))
             .collect(),
     ))
 }
 
 async fn read_invitation(
-    State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<InvitationOut>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin_read().await?;
     let (invitation, org_name) = invitations::find_in_reach(&mut tx, &reach, &id).await?;
     tx.commit().await?;
-    let host = link_host(&headers, &state.config, &caller.tenant);
-    Ok(axum::Json(InvitationOut::new(invitation, org_name, &host)))
+    Ok(axum::Json(InvitationOut::new(invitation, org_name, None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrParams {
+    token: Option<String>,
 }
 
 async fn invitation_qr(
@@ -128,12 +126,21 @@ async fn invitation_qr(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<QrParams>,
 ) -> ApiResult<Response> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin_read().await?;
     let (invitation, _) = invitations::find_in_reach(&mut tx, &reach, &id).await?;
     tx.commit().await?;
-    let link = invitations::link(&link_host(&headers, &state.config, &caller.tenant), &invitation.token);
+    // Only the hash of the link is kept: the QR code is drawn for whoever still holds the link.
+    let token = q.token.unwrap_or_default();
+    if !invitations::holds(&invitation, &token) {
+        return Err(ApiError::invalid(
+            "token",
+            "give the invitation's token (shown when it was made) to draw its link as a QR code",
+        ));
+    }
+    let link = invitations::link(&link_host(&headers, &state.config, &caller.tenant), &token);
     let code = qrcode::QrCode::new(link.as_bytes())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("QR code of an invitation link: {e}")))?;
     let svg = code
@@ -145,18 +152,15 @@ async fn invitation_qr(
 }
 
 async fn revoke_invitation(
-    State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<InvitationOut>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin().await?;
     let (before, after, org_name) = invitations::revoke(&mut tx, &reach, &id).await?;
-    let host = link_host(&headers, &state.config, &caller.tenant);
     if before.revoked_at.is_none() {
-        let before = InvitationOut::new(before, org_name.clone(), &host).audited();
-        let audited = InvitationOut::new(after.clone(), org_name.clone(), &host).audited();
+        let before = InvitationOut::new(before, org_name.clone(), None).audited();
+        let audited = InvitationOut::new(after.clone(), org_name.clone(), None).audited();
         record(
             &mut tx,
             &caller.actor(),
@@ -165,7 +169,7 @@ async fn revoke_invitation(
         .await?;
     }
     tx.commit().await?;
-    Ok(axum::Json(InvitationOut::new(after, org_name, &host)))
+    Ok(axum::Json(InvitationOut::new(after, org_name, None)))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

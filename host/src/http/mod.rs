@@ -85,6 +85,7 @@ pub fn api() -> api::Api {
 pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.max_body_bytes;
+    let hsts = state.config.cookie_secure;
     Router::new()
         .merge(api_router)
         .merge(ops::router())
@@ -97,6 +98,11 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
+        ))
+        // Served over HTTPS (the Secure cookie says so): browsers keep to HTTPS for a year.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            move |_: &Response| hsts.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains")),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             axum::http::header::CACHE_CONTROL,

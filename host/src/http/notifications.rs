@@ -159,6 +159,22 @@ async fn write_settings(caller: Caller, Json(req): Json<SettingsIn>) -> ApiResul
     if !(0..=23).contains(&digest_hour) {
         return Err(ApiError::invalid("digest_hour", "must be between 0 and 23"));
     }
+    if let Some(own) = &sender_address
+        && !crate::notify::deliver::sender_allowed(own, &caller.tenant.domains)
+    {
+        return Err(ApiError::rule(
+            "sender_domain_not_owned",
+            Some("sender_address"),
+            format!(
+                "mail can be sent only from a domain of this academy ({}); use reply_to for another address",
+                if caller.tenant.domains.is_empty() {
+                    "it has none yet: ask the operator to add one".to_owned()
+                } else {
+                    caller.tenant.domains.join(", ")
+                }
+            ),
+        ));
+    }
     let mut tx = caller.db().begin().await?;
     let before = academy_settings(&mut tx).await?;
     tx.query(

@@ -298,7 +298,7 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                 (Kind::Tenant, _) => false,
                 (Kind::Id, Value::String(s)) => is_uuid(s),
                 (Kind::Id, _) => false,
-                (Kind::Ref | Kind::Text | Kind::Secret, Value::String(_) | Value::Null) => true,
+                (Kind::Ref | Kind::Text | Kind::Secret | Kind::Withheld, Value::String(_) | Value::Null) => true,
                 (Kind::Int, Value::Null) => true,
                 (Kind::Int, v) => v.is_i64(),
                 (Kind::Real, Value::Null | Value::Number(_)) => true,
@@ -309,7 +309,7 @@ fn parse_rows(table: &Table, file: &str, bytes: &[u8], tenant_id: &str) -> ApiRe
                 let expected = match column.kind {
                     Kind::Tenant => "the archive's tenant id (manifest.json tenant.id)",
                     Kind::Id => "a UUID",
-                    Kind::Ref | Kind::Text | Kind::Secret => "a string or null",
+                    Kind::Ref | Kind::Text | Kind::Secret | Kind::Withheld => "a string or null",
                     Kind::Int => "an integer or null",
                     Kind::Real => "a number or null",
                     Kind::Bytes => "base64 text",

@@ -161,7 +161,7 @@ pub async fn create_tenant_with_admin(
         None => None,
     };
     let tenant_id = new_id();
-    let mut tx = db.tenant(&tenant_id).begin().await?;
+    let mut tx = db.tenant(&tenant_id).begin_operator().await?;
     insert_tenant_row(&mut tx, &slug, &name, "active", &settings).await?;
     insert_builtin_roles(&mut tx).await?;
     for domain in &domains {
@@ -206,7 +206,7 @@ pub async fn update_tenant(db: &Db, slug: &str, change: TenantChange, actor: &Ac
         settings.validate()?;
     }
     let id = tenant_id(db, slug).await?;
-    let mut tx = db.tenant(&id).begin().await?;
+    let mut tx = db.tenant(&id).begin_operator().await?;
     let before = load_tenant(&mut tx).await?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -269,7 +269,7 @@ pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor
 pub async fn add_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> ApiResult<Tenant> {
     let domain = check_domain("domain", domain)?;
     let id = tenant_id(db, slug).await?;
-    let mut tx = db.tenant(&id).begin().await?;
+    let mut tx = db.tenant(&id).begin_operator().await?;
     let before = load_tenant(&mut tx).await?;
     if before.domains.contains(&domain) {
         return Err(ApiError::duplicate(
@@ -306,7 +306,7 @@ pub async fn add_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> Api
 pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> ApiResult<Tenant> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let id = tenant_id(db, slug).await?;
-    let mut tx = db.tenant(&id).begin().await?;
+    let mut tx = db.tenant(&id).begin_operator().await?;
     let before = load_tenant(&mut tx).await?;
     let removed = tx
         .query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND domain = $2")
@@ -338,7 +338,7 @@ pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> 
 /// audit log goes with the tenant (the deletion is logged by the process).
 pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<()> {
     let id = tenant_id(db, slug).await?;
-    let mut tx = db.tenant(&id).begin().await?;
+    let mut tx = db.tenant(&id).begin_operator().await?;
     let tenant = load_tenant(&mut tx).await?;
     for table in tables::TABLES.iter().rev() {
         tx.query(&format!("DELETE FROM {} WHERE tenant_id = $1", table.name))
@@ -365,7 +365,7 @@ pub async fn export_tenant(db: &Db, slug: &str, actor: &Actor) -> ApiResult<Vec<
     let bytes = tokio::task::spawn_blocking(move || archive::write(&snap, schema_version, exported_at))
         .await
         .map_err(anyhow::Error::from)??;
-    let mut tx = db.tenant(&id).begin().await?;
+    let mut tx = db.tenant(&id).begin_operator().await?;
     record(
         &mut tx,
         actor,

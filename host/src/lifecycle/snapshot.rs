@@ -114,6 +114,8 @@ fn decode_row(row: &AnyRow, table: &Table) -> Result<Vec<Value>, ApiError> {
             Value::Null
         } else if column.kind == Kind::Secret {
             Value::String("{}".into())
+        } else if column.kind == Kind::Withheld {
+            Value::String(format!("withheld:{}", crate::auth::random_secret()))
         } else if column.kind == Kind::Bytes {
             Value::String(encode_bytes(&row.try_get::<Vec<u8>, _>(i)?))
         } else if let Ok(v) = row.try_get::<i64, _>(i) {
@@ -195,7 +197,7 @@ pub async fn restore(
 ) -> ApiResult<Tenant> {
     let tenant_id = new_id();
     let map = id_map(snapshot, &tenant_id);
-    let mut tx = db.tenant(&tenant_id).begin().await?;
+    let mut tx = db.tenant(&tenant_id).begin_operator().await?;
     super::insert_tenant_row(&mut tx, slug, name, status, &snapshot.tenant.settings).await?;
     for rows in &snapshot.tables {
         insert_rows(&mut tx, rows, &map).await?;

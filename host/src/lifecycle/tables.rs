@@ -28,6 +28,10 @@ pub enum Kind {
     Bytes,
     /// Secrets (a JSON object): they never leave the host; exports and clones carry an empty object.
     Secret,
+    /// A credential kept as a hash (a password, an invitation link): it never leaves the host. Exports carry
+    /// a random value in its place, which matches nothing, so a restored account sets its password again
+    /// through a reset link and a restored invitation works for nobody.
+    Withheld,
 }
 
 /// One column of a registered table.
@@ -84,6 +88,12 @@ const fn secret(name: &'static str) -> Column {
         kind: Kind::Secret,
     }
 }
+const fn withheld(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Withheld,
+    }
+}
 const fn bytes(name: &'static str) -> Column {
     Column {
         name,
@@ -116,7 +126,7 @@ const fn table(name: &'static str, columns: &'static [Column], (export, clone): 
 pub const TABLES: &[Table] = &[
     table("tenant_domains", &[text("domain"), TENANT, int("created_at")], EXPORT),
     table("orgs", &[id("id"), TENANT, r("parent_id"), text("name"), text("path"), int("depth"), text("external_id"), int("member_limit"), int("created_at"), int("updated_at")], EXPORT_CLONE),
-    table("users", &[id("id"), TENANT, text("email"), text("name"), text("locale"), text("status"), text("external_id"), r("manager_id"), text("profile"), text("password_hash"), int("first_login_at"), int("last_login_at"), int("created_at"), int("updated_at")], EXPORT),
+    table("users", &[id("id"), TENANT, text("email"), text("name"), text("locale"), text("status"), text("external_id"), r("manager_id"), text("profile"), withheld("password_hash"), int("first_login_at"), int("last_login_at"), int("created_at"), int("updated_at")], EXPORT),
     table("memberships", &[TENANT, r("user_id"), r("org_id"), int("created_at")], EXPORT),
     table("tags", &[id("id"), TENANT, text("name"), text("description"), int("created_at")], EXPORT_CLONE),
     table("user_tags", &[TENANT, r("user_id"), r("tag_id"), int("created_at")], EXPORT),
@@ -129,6 +139,8 @@ pub const TABLES: &[Table] = &[
     table("login_failures", &[id("id"), TENANT, text("email"), text("ip"), int("at")], PRIVATE),
     // Password reset links are credentials; a person's notification preferences are theirs (exported only).
     table("password_resets", &[id("id"), TENANT, r("user_id"), text("email"), text("secret_hash"), int("created_at"), int("expires_at"), int("used_at")], PRIVATE),
+    // A sign-up waiting for its e-mail address to be proven holds a password hash and a link's secret.
+    table("signup_verifications", &[id("id"), TENANT, text("token_hash"), text("email"), text("name"), text("locale"), text("profile"), text("password_hash"), int("created_at"), int("expires_at")], PRIVATE),
     table("notification_preferences", &[TENANT, r("user_id"), text("kind"), text("mode"), int("updated_at")], EXPORT),
     // actor_id stays Text: it may name an operator, who is not part of the tenant; a user's id inside it is
     // still remapped because every text value is.
@@ -147,7 +159,7 @@ pub const TABLES: &[Table] = &[
     table("quiz_attempts", &[id("id"), TENANT, r("enrollment_id"), r("lesson_id"), int("cycle"), text("answers"), int("score"), int("passed"), int("at")], EXPORT),
     table("certificates", &[id("id"), TENANT, r("user_id"), r("course_id"), r("enrollment_id"), text("code"), int("issued_at"), int("expires_at"), int("revoked_at"), int("renewed_at")], EXPORT),
     table("org_domains", &[TENANT, text("domain"), r("org_id"), int("hold"), int("created_at")], EXPORT_CLONE),
-    table("invitations", &[id("id"), TENANT, r("org_id"), text("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
+    table("invitations", &[id("id"), TENANT, r("org_id"), withheld("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
     table("signups", &[id("id"), TENANT, r("user_id"), text("email"), text("via"), r("org_id"), r("invitation_id"), text("status"), text("reason"), text("actions"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
     table("rules", &[id("id"), TENANT, text("name"), int("enabled"), text("definition"), int("max_fires_per_user"), int("created_at"), int("updated_at")], EXPORT_CLONE),
     // The academy's look (branding, organizations' overrides, uploaded theme files) is cloned with it.

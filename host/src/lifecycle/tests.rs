@@ -49,7 +49,12 @@ async fn temp_dbs() -> Vec<TempDb> {
         db,
         cleanup: Cleanup::Dir(dir),
     }];
-    if let Ok(admin_url) = std::env::var("AULA_TEST_POSTGRES_URL") {
+    let admin_url = std::env::var("AULA_TEST_POSTGRES_URL").ok().filter(|v| !v.trim().is_empty());
+    assert!(
+        admin_url.is_some() || std::env::var("AULA_TEST_SQLITE_ONLY").is_ok_and(|v| v == "1"),
+        "AULA_TEST_POSTGRES_URL is not set; set it, or AULA_TEST_SQLITE_ONLY=1 to run on SQLite alone"
+    );
+    if let Some(admin_url) = admin_url {
         use sqlx::{Connection, Executor};
         let name = format!("aula_lifecycle_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::postgres::PgConnection::connect(&admin_url)

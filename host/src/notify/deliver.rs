@@ -197,10 +197,24 @@ impl Deliverer {
             .fetch_one(tx.conn())
             .await?
             .try_get("name")?;
+        // The academy's own address goes out only from a domain the academy owns (one the operator mapped to
+        // it); any other is put in Reply-To and the host's address sends, so an academy cannot send as anyone.
+        let domains: Vec<String> = tx
+            .query("SELECT domain FROM tenant_domains WHERE tenant_id = $1")
+            .fetch_all(tx.conn())
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let (address, reply_to) = match settings.sender_address {
+            Some(own) if sender_allowed(&own, &domains) => (own, settings.reply_to),
+            Some(own) => (self.default_from.clone(), settings.reply_to.or(Some(own))),
+            None => (self.default_from.clone(), settings.reply_to),
+        };
         Ok(Sender {
             name: settings.sender_name.unwrap_or(name),
-            address: settings.sender_address.unwrap_or_else(|| self.default_from.clone()),
-            reply_to: settings.reply_to,
+            address,
+            reply_to,
         })
     }
 
@@ -454,6 +468,17 @@ pub async fn recover(db: &TenantDb, now: i64, max_attempts: u32) -> Result<(), s
         }
     }
     tx.commit().await
+}
+
+/// May an academy send from `address`? Only from a domain it owns, or a subdomain of one.
+pub fn sender_allowed(address: &str, domains: &[String]) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.to_ascii_lowercase();
+    domains
+        .iter()
+        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -27,8 +27,18 @@ pub fn routes() -> Router<AppState> {
 
 /// Where to go after signing in: a path on this academy, never another site.
 pub fn safe_next(next: Option<&str>) -> &str {
+    // Only a path of this academy: one `/`, then a character that cannot start another host (browsers skip
+    // tabs and newlines and read `\` as `/`, so `/\tevil.example` and `/\\evil.example` would leave), and
+    // nothing that is not a plain printable character anywhere.
+    let ok = |n: &str| {
+        let mut chars = n.chars();
+        chars.next() == Some('/')
+            && chars.next().is_none_or(|c| c != '/' && c != '\\')
+            && n.chars().all(|c| c.is_ascii_graphic())
+            && !n.contains('\\')
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if ok(n) => n,
         _ => "/learn",
     }
 }
@@ -430,5 +440,31 @@ async fn change_password(State(state): State<AppState>, form: Posted) -> Respons
             let status = status_of(&e);
             profile_page(&state, visit, status, None, Some((ProfileForm::Password, e))).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn sign_in_leads_only_to_this_academy() {
+        for ok in ["/learn", "/learn/courses/7?tab=2", "/", "/admin/users?q=a%40b"] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "/\\\\evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/ /evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/learn", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/learn");
     }
 }

@@ -354,8 +354,11 @@ impl Visit {
         data: Value,
     ) -> Response {
         let portal = &state.portal;
+        // Admin pages show what only admins may see: they take the academy's own branding, never an
+        // organization's (whose CSS its managers write) nor a plugin's per-person look.
+        let admin = template.starts_with("admin/");
         let person = match (&self.caller, &self.person) {
-            (Some(c), Some(p)) => Some((c.user_id.as_str(), p.as_ref())),
+            (Some(c), Some(p)) if !admin => Some((c.user_id.as_str(), p.as_ref())),
             _ => None,
         };
         let look = match portal
@@ -431,7 +434,12 @@ impl Visit {
         };
         let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
         let headers = response.headers_mut();
-        if let Ok(csp) = HeaderValue::from_str(&super::content_security_policy(Some(&nonce))) {
+        let csp = if admin {
+            super::admin_content_security_policy(&nonce)
+        } else {
+            super::content_security_policy(Some(&nonce))
+        };
+        if let Ok(csp) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
         self.attach_cookie(state, headers);

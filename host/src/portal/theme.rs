@@ -97,12 +97,21 @@ fn template_name(path: &str) -> Option<&str> {
     path.strip_prefix("templates/")?.strip_suffix(".hbs")
 }
 
-/// Compile one template, naming the file and the line in the error.
+/// Compile one template (guarded: see [`super::guard`]), naming the file and the line in the error.
 fn compile(registry: &mut Handlebars<'static>, path: &str, source: &str) -> Result<(), ApiError> {
     let name = template_name(path).unwrap_or(path).to_owned();
-    registry
-        .register_template_string(&name, source)
+    super::guard::register_template(registry, &name, source)
         .map_err(|e| ApiError::invalid("content", format!("{path} does not compile: {e}")))
+}
+
+/// What [`super::guard::check`] says of a registry whose `uploaded` templates came from the academy.
+fn theme_problems(registry: &Handlebars<'static>, uploaded: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let templates = registry
+        .get_templates()
+        .iter()
+        .map(|(name, t)| (name.clone(), (t.clone(), uploaded.contains(name))))
+        .collect();
+    super::guard::check(&templates)
 }
 
 /// An embedded file of the default theme.
@@ -145,6 +154,7 @@ impl Themes {
     pub fn new(root: impl Into<PathBuf>) -> anyhow::Result<Themes> {
         let mut registry = Handlebars::new();
         super::helpers::register(&mut registry);
+        super::guard::register(&mut registry);
         for path in DefaultTheme::iter() {
             if template_name(&path).is_none() {
                 continue;
@@ -206,11 +216,35 @@ impl Themes {
         Ok(theme)
     }
 
-    /// Compile a would-be upload over the default theme, so a broken template is refused before it is stored.
-    pub fn check_template(&self, path: &str, source: &[u8]) -> Result<(), ApiError> {
+    /// Compile a would-be upload over the default theme and the academy's `other` uploaded templates (path,
+    /// source), so a broken template, or one that would make pages include one another forever, is refused
+    /// before it is stored.
+    pub fn check_template(&self, path: &str, source: &[u8], others: &[(String, Vec<u8>)]) -> Result<(), ApiError> {
         let source = std::str::from_utf8(source).map_err(|_| ApiError::invalid("content", "must be UTF-8 text"))?;
-        let mut scratch = Handlebars::new();
-        compile(&mut scratch, path, source)
+        let mut scratch = (*self.default).clone();
+        let mut uploaded = std::collections::BTreeSet::new();
+        for (other, text) in others.iter().filter(|(p, _)| p != path) {
+            if let Some(name) = template_name(other) {
+                // Stored uploads compiled when they were stored; one that no longer does is skipped here too.
+                if compile(&mut scratch, other, &String::from_utf8_lossy(text)).is_ok() {
+                    uploaded.insert(name.to_owned());
+                }
+            }
+        }
+        compile(&mut scratch, path, source)?;
+        if let Some(name) = template_name(path) {
+            uploaded.insert(name.to_owned());
+        }
+        let problems = theme_problems(&scratch, &uploaded);
+        if !problems.is_empty() {
+            return Err(ApiError::Unprocessable {
+                code: "template_refused",
+                message: format!("{path} cannot be used: {}", problems.join("; ")),
+                field: Some("content".into()),
+                details: Some(serde_json::json!({ "problems": problems })),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -252,19 +286,31 @@ fn build(
     }
     let dir = tenant_dir.open_dir(&name)?;
     let mut registry = default.clone();
+    let mut uploaded = std::collections::BTreeSet::new();
     for (path, _) in files {
         if template_name(path).is_none() {
             continue;
         }
         let source = dir.read_to_string(path)?;
+        if let Some(name) = template_name(path) {
+            uploaded.insert(name.to_owned());
+        }
         if let Err(e) = compile(&mut registry, path, &source) {
             // Checked on upload; a template that no longer compiles (after an upgrade) falls back to the default.
             tracing::warn!(tenant = %tenant_id, %path, error = %e, "an uploaded template does not compile; the default is used");
             if let Some(name) = template_name(path) {
                 let original = default_file(path).expect("checked on upload: the default has it");
-                registry.register_template_string(name, String::from_utf8_lossy(&original))?;
+                super::guard::register_template(&mut registry, name, &String::from_utf8_lossy(&original))
+                    .map_err(anyhow::Error::msg)?;
             }
         }
+    }
+    // Checked on upload; a theme that fails the check now (the default templates changed with an upgrade, or
+    // it was stored before the check existed) runs on the default templates, its assets kept.
+    let problems = theme_problems(&registry, &uploaded);
+    if !problems.is_empty() {
+        tracing::warn!(tenant = %tenant_id, problems = ?problems, "an academy's templates were refused; the default templates are used");
+        registry = default.clone();
     }
     Ok(TenantTheme {
         version,

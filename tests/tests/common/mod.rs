@@ -30,7 +30,8 @@ use tokio::task::JoinHandle;
 pub const POSTGRES_ENV: &str = "AULA_TEST_POSTGRES_URL";
 
 /// Turn scenarios into tests: `scenarios!(a, b)` makes `a_sqlite`, `a_postgres`, `b_sqlite`, `b_postgres`.
-/// The PostgreSQL variant notes that it was skipped and passes when `AULA_TEST_POSTGRES_URL` is unset.
+/// The PostgreSQL variant fails when `AULA_TEST_POSTGRES_URL` is unset, unless `AULA_TEST_SQLITE_ONLY=1`
+/// (then it notes that it was skipped).
 /// `scenarios!(with configure => a, b)` starts each host with the configuration changed by
 /// `configure: fn(&mut Config)` (shorter plugin time limits, a lower fault limit, …).
 macro_rules! scenarios {
@@ -83,9 +84,20 @@ macro_rules! scenarios {
 }
 pub(crate) use scenarios;
 
-/// The PostgreSQL admin URL, when the suite should also run there.
+/// Set to `1` to run the suite on SQLite alone, on purpose.
+pub const SQLITE_ONLY_ENV: &str = "AULA_TEST_SQLITE_ONLY";
+
+/// The PostgreSQL admin URL. When it is not set, the PostgreSQL variants fail, unless `AULA_TEST_SQLITE_ONLY=1`
+/// says this run is on SQLite alone on purpose: a missing database must not pass for a passing test.
 pub fn postgres_url() -> Option<String> {
-    std::env::var(POSTGRES_ENV).ok().filter(|v| !v.trim().is_empty())
+    match std::env::var(POSTGRES_ENV).ok().filter(|v| !v.trim().is_empty()) {
+        Some(url) => Some(url),
+        None if std::env::var(SQLITE_ONLY_ENV).is_ok_and(|v| v == "1") => None,
+        None => panic!(
+            "{POSTGRES_ENV} is not set, so the PostgreSQL variant cannot run; point it at a server \
+             (postgres://postgres@127.0.0.1:5432/postgres) or set {SQLITE_ONLY_ENV}=1 to run on SQLite alone"
+        ),
+    }
 }
 
 /// Which database a test runs on.

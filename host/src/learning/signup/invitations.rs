@@ -1,6 +1,9 @@
 //! Invitation links to an organization: whoever has the link may sign up (or, with an account already,
 //! join the organization) while it is active. A link may be limited in uses and time, hold its sign-ups for
 //! approval, and be withdrawn; sign-ups already made stay.
+//!
+//! The link's secret is shown once, when the invitation is made; the database keeps only its SHA-256 (in the
+//! `token` column), like API tokens, so neither a copy of the database nor an export holds a working link.
 
 use super::{Error, Result};
 use crate::db::{Flag, TenantTx, Timestamp, new_id, now_ms};
@@ -17,7 +20,7 @@ pub struct Invitation {
     pub id: String,
     /// The organization it leads into.
     pub org_id: String,
-    /// The secret of the link.
+    /// The SHA-256 of the link's secret (hex).
     pub token: String,
     /// Most sign-ups it allows.
     pub max_uses: Option<i64>,
@@ -112,7 +115,7 @@ const COLUMNS: &str =
 pub async fn by_token(tx: &mut TenantTx, token: &str) -> Result<Option<Invitation>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM invitations i WHERE i.tenant_id = $1 AND i.token = $2");
     tx.query(&sql)
-        .bind(token.to_owned())
+        .bind(crate::auth::secret_hash(token))
         .fetch_optional(tx.conn())
         .await?
         .as_ref()
@@ -183,10 +186,11 @@ pub struct InvitationOut {
     pub(crate) id: String,
     org_id: String,
     org_name: String,
-    /// The secret of the link; whoever has it may sign up (or join) while the invitation is active.
-    token: String,
-    /// The sign-up address to share, on the academy address this request was made to.
-    link: String,
+    /// The secret of the link, shown only when the invitation is made: whoever has it may sign up (or join)
+    /// while the invitation is active. Later reads show `null`; only its hash is kept.
+    token: Option<String>,
+    /// The sign-up address to share, on the academy address the invitation was made on; only when made.
+    link: Option<String>,
     uses: i64,
     max_uses: Option<i64>,
     /// Sign-ups through it wait for approval.
@@ -200,15 +204,16 @@ pub struct InvitationOut {
 }
 
 impl InvitationOut {
-    /// The invitation with its organization's name, its link on `host`.
-    pub fn new(i: Invitation, org_name: String, host: &str) -> InvitationOut {
+    /// The invitation with its organization's name; with its secret and its link on `host` when it was just
+    /// made (`secret`).
+    pub fn new(i: Invitation, org_name: String, secret: Option<(&str, &str)>) -> InvitationOut {
         InvitationOut {
             status: i.status(now_ms()).as_str().to_owned(),
-            link: link(host, &i.token),
+            link: secret.map(|(token, host)| link(host, token)),
+            token: secret.map(|(token, _)| token.to_owned()),
             id: i.id,
             org_id: i.org_id,
             org_name,
-            token: i.token,
             uses: i.uses,
             max_uses: i.max_uses,
             hold: i.hold,
@@ -266,14 +271,14 @@ pub struct NewInvitation {
 }
 
 /// Create an invitation to an organization within `reach`, made by `creator`; returns it with the
-/// organization.
+/// organization and the link's secret (shown this once).
 pub async fn create(
     tx: &mut TenantTx,
     reach: &Reach,
     org_id: &str,
     creator: &str,
     req: &NewInvitation,
-) -> Result<(Invitation, OrgRow)> {
+) -> Result<(Invitation, OrgRow, String)> {
     if req.max_uses.is_some_and(|n| !(1..=100_000).contains(&n)) {
         return Err(Error::invalid("max_uses", "must be between 1 and 100000, or left out"));
     }
@@ -301,10 +306,11 @@ pub async fn create(
         (None, None) => None,
     };
     let org = orgs::find_in_reach(tx, reach, org_id).await?;
+    let secret = new_token();
     let invitation = Invitation {
         id: new_id(),
         org_id: org.id.clone(),
-        token: new_token(),
+        token: crate::auth::secret_hash(&secret),
         max_uses: req.max_uses,
         uses: 0,
         hold: req.hold,
@@ -327,7 +333,34 @@ pub async fn create(
     .bind(now)
     .execute(tx.conn())
     .await?;
-    Ok((invitation, org))
+    Ok((invitation, org, secret))
+}
+
+/// Whether `token` is the secret of this invitation (for its QR code, which only the link's holder may ask
+/// for).
+pub fn holds(invitation: &Invitation, token: &str) -> bool {
+    crate::auth::secret_hash(token) == invitation.token
+}
+
+/// Keep only the hash of invitation secrets stored in the clear by earlier versions (a hash is 64 hex
+/// digits, a secret 32 URL-safe characters). Run once at start-up; does nothing when there are none.
+pub async fn hash_stored_tokens(db: &crate::db::Db) -> Result<u64, sqlx::Error> {
+    let mut tx = db.platform().begin().await?;
+    let rows = sqlx::query("SELECT id, token FROM invitations WHERE length(token) <> 64")
+        .fetch_all(tx.conn())
+        .await?;
+    let mut done = 0;
+    for row in rows {
+        let (id, token): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        done += sqlx::query("UPDATE invitations SET token = $1 WHERE id = $2")
+            .bind(crate::auth::secret_hash(&token))
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(done)
 }
 
 /// The invitations to an organization within `reach`, newest first, with the organization.
