@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let tenants: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let users: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(10_000);
     let db = Db::connect(&url, 4).await?;
-    let hash = aula::auth::password::hash("bench-password-123".into()).await?;
+    let hash = aula::auth::password::hash_blocking("bench-password-123")?;
     for t in 0..tenants {
         let slug = format!("bench{t}");
         let mut ptx = db.platform().begin().await?;

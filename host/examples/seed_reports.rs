@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let hash = aula::auth::password::hash(PASSWORD.to_owned()).await?;
+    let hash = aula::auth::password::hash_blocking(PASSWORD)?;
     let now = now_ms();
     let mut mix = Mix(2026);
     let mut role = std::collections::HashMap::new();

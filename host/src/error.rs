@@ -56,9 +56,12 @@ pub enum ApiError {
         field: Option<String>,
         details: Option<Value>,
     },
-    /// 429: too many attempts.
+    /// 429: too many attempts, or more at once than the academy's share.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// 503: the host is busy (a shared resource stayed full for longer than its wait bound).
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
     /// 500: our fault; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -166,6 +169,9 @@ impl ApiError {
                 None,
                 None,
             ),
+            ApiError::Unavailable { message, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy", message.clone(), None, None)
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -212,10 +218,11 @@ impl IntoResponse for ApiError {
             body["details"] = details.clone();
         }
         let mut response = (status, axum::Json(json!({ "error": body }))).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
+        if let ApiError::TooManyRequests { retry_after_secs, .. } | ApiError::Unavailable { retry_after_secs, .. } =
+            &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
         response
     }

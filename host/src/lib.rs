@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod fair;
 pub mod fields;
 pub mod http;
 pub mod learning;
@@ -52,7 +53,10 @@ impl Application {
         let db = Db::connect(config.database_url.expose(), config.max_connections).await?;
         let hashed = learning::signup::invitations::hash_stored_tokens(&db).await?;
         if hashed > 0 {
-            tracing::info!(hashed, "invitation links stored in the clear by an earlier version are now kept as hashes");
+            tracing::info!(
+                hashed,
+                "invitation links stored in the clear by an earlier version are now kept as hashes"
+            );
         }
         Ok(Application::with(listener, db, config))
     }

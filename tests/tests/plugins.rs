@@ -775,16 +775,21 @@ async fn uploads_are_refused_for_imports_not_granted(app: &TestApp) {
         "the refusal names the world the component implements: {found:?}"
     );
 
-    // Not a component at all, an empty one, no component field.
-    for (bytes, what) in [(&b"\0asm garbage, not a component"[..], "garbage"), (&b""[..], "empty")] {
+    // Not a component at all, an empty one: refused, naming what is wrong with the file.
+    for (bytes, what, says) in [
+        (&b"\0asm garbage, not a component"[..], "garbage", "not valid"),
+        (&b""[..], "empty", "empty"),
+    ] {
         let reply = upload(&admin, &manifest, bytes, Some("requested")).await;
         assert_eq!(
-            (reply.status.as_u16(), reply.field()),
-            (400, "component"),
+            (reply.status.as_u16(), reply.code(), reply.field()),
+            (422, "component_refused", "component"),
             "{what}: {}",
             reply.text
         );
+        assert!(reply.text.contains(says), "{what}: {}", reply.text);
     }
+    // No component field at all.
     let reply = admin
         .post_form("/api/v1/plugins", &Form::new().text("manifest", &manifest))
         .await;
@@ -1305,28 +1310,25 @@ async fn plugin_files_stay_in_their_own_directory(app: &TestApp) {
     assert_eq!(fs(&acme, &a, "read", "second.txt", &[]).await, "ok:two");
     assert_eq!(on_disk(&globex_tenant, &b), "secret-b", "globex's note is untouched");
 
-    // The same component without the files capability has no directory at all.
+    // The same component without the files capability is refused: it imports the filesystem it was not
+    // granted, and nothing is stored.
     let manifest = renamed(&guest_manifest("files"), "files-without-files");
     let reply = upload(&acme, &manifest, &wasm("files"), Some("log")).await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let bare = reply.body["plugin"]["id"].as_str().expect("id").to_owned();
-    let (status, body) = acme.post(&format!("/api/v1/plugins/{bare}/activate"), json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    for (op, path) in [
-        ("write", "note.txt"),
-        ("read", "note.txt"),
-        ("list", "/"),
-        ("read", "/etc/passwd"),
-    ] {
-        let result = fs(&acme, &bare, op, path, &[("content", "x")]).await;
-        assert!(
-            result.starts_with("err:"),
-            "{op} {path} without files answered {result}"
-        );
-    }
+    assert_eq!(
+        (reply.status.as_u16(), reply.code(), reply.field()),
+        (422, "component_refused", "component"),
+        "{}",
+        reply.text
+    );
     assert!(
-        !app.files_dir.join(&acme_tenant).join(&bare).join("note.txt").exists(),
-        "nothing was written for the plugin without files"
+        reply.text.contains("wasi:filesystem/") && reply.text.contains("files is not granted"),
+        "the refusal names the filesystem import: {}",
+        reply.text
+    );
+    let (_, listed) = acme.get("/api/v1/plugins").await;
+    assert!(
+        !listed.to_string().contains("files-without-files"),
+        "the refused plugin was not stored: {listed}"
     );
 }
 

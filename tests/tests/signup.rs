@@ -210,7 +210,11 @@ async fn invitations_are_refused_when_expired_used_up_or_revoked(app: &TestApp) 
     );
     let id = once["id"].as_str().expect("id").to_owned();
     let qr = admin
-        .send("GET", &format!("/api/v1/invitations/{id}/qr.svg?token={token}"), Body::None)
+        .send(
+            "GET",
+            &format!("/api/v1/invitations/{id}/qr.svg?token={token}"),
+            Body::None,
+        )
         .await;
     assert_eq!(qr.status, 200);
     assert_eq!(qr.header("content-type"), Some("image/svg+xml"));
@@ -218,13 +222,21 @@ async fn invitations_are_refused_when_expired_used_up_or_revoked(app: &TestApp) 
     // Only the link's hash is kept: later reads do not show the secret, and the QR code is drawn only for
     // whoever holds it.
     let (_, read) = admin.get(&format!("/api/v1/invitations/{id}")).await;
-    assert_eq!((read["token"].clone(), read["link"].clone()), (json!(null), json!(null)), "{read}");
+    assert_eq!(
+        (read["token"].clone(), read["link"].clone()),
+        (json!(null), json!(null)),
+        "{read}"
+    );
     let in_clear = app
         .count("SELECT COUNT(*) FROM invitations WHERE token = $1", &[token.as_str()])
         .await;
     assert_eq!(in_clear, 0, "the secret itself is not stored");
     let qr = admin
-        .send("GET", &format!("/api/v1/invitations/{id}/qr.svg?token=guess"), Body::None)
+        .send(
+            "GET",
+            &format!("/api/v1/invitations/{id}/qr.svg?token=guess"),
+            Body::None,
+        )
         .await;
     assert_eq!(qr.status, 400, "{}", qr.text);
 

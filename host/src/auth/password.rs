@@ -1,7 +1,15 @@
-//! Password hashing with argon2id, off the async threads.
+//! Password hashing with argon2id, off the async threads, in bounded numbers.
+//!
+//! One argon2 computation holds about 19 MiB and a core for tens of milliseconds, so a flood of sign-ins
+//! (or sign-ups) could exhaust the host's memory or its blocking threads. Every hash and check takes a share
+//! of [`SHARE`]: at most twice the cores at once for the whole host, half of that for one academy, and no
+//! one waits longer than five seconds (then the caller is told the host is busy).
 
+use crate::fair::{Busy, FairShare};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Shortest accepted password.
 pub const MIN_LEN: usize = 10;
@@ -35,16 +43,49 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
-/// Hash on the blocking pool.
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+/// The host's share of password hashing (see the module docs).
+fn share() -> &'static FairShare {
+    static SHARE: OnceLock<FairShare> = OnceLock::new();
+    SHARE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        FairShare::new("password checks", cores * 2, cores.max(1), Duration::from_secs(5))
+    })
 }
 
-/// Verify on the blocking pool. A malformed stored hash verifies nothing.
-pub async fn verify(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Too many at once: the host (or the academy's share of it) is busy.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The hashing itself failed.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<HashError> for crate::error::ApiError {
+    fn from(e: HashError) -> crate::error::ApiError {
+        match e {
+            HashError::Busy(busy) => busy.into(),
+            HashError::Failed(e) => crate::error::ApiError::Internal(e),
+        }
+    }
+}
+
+/// Hash on the blocking pool, in `tenant`'s share (the platform's own work uses `""`).
+pub async fn hash(tenant: &str, password: String) -> Result<String, HashError> {
+    let _permit = share().acquire(tenant).await?;
+    Ok(tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(anyhow::Error::from)??)
+}
+
+/// Verify on the blocking pool, in `tenant`'s share. A malformed stored hash verifies nothing.
+pub async fn verify(tenant: &str, password: String, stored: String) -> Result<bool, Busy> {
+    let _permit = share().acquire(tenant).await?;
+    Ok(tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
 }

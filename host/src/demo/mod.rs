@@ -142,7 +142,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<DemoSummary> {
     if exists {
         return Ok(summary);
     }
-    let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
+    let hash = password::hash("", DEMO_PASSWORD.to_owned()).await?;
 
     // The operator and both tenants, in one platform transaction each step.
     let mut ptx = db.platform().begin().await?;

@@ -457,7 +457,8 @@ pub async fn delete(tx: &mut TenantTx, reach: &Reach, id: &str, reparent: bool) 
         .await?;
     }
     // What the learning core keeps about the organization goes with it: its claimed domains, its invitations
-    // (sign-up records keep their e-mail and decision), and the courses offered to it stop being offered.
+    // (sign-up records keep their e-mail and decision), its branding, and the courses offered to it stop being
+    // offered.
     for sql in [
         "DELETE FROM memberships WHERE tenant_id = $1 AND org_id = $2",
         "UPDATE signups SET invitation_id = NULL WHERE tenant_id = $1 AND invitation_id IN (SELECT id FROM invitations WHERE tenant_id = $1 AND org_id = $2)",
@@ -465,6 +466,7 @@ pub async fn delete(tx: &mut TenantTx, reach: &Reach, id: &str, reparent: bool) 
         "DELETE FROM invitations WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM org_domains WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM course_orgs WHERE tenant_id = $1 AND org_id = $2",
+        "DELETE FROM org_branding WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM grants WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM orgs WHERE tenant_id = $1 AND id = $2",
     ] {

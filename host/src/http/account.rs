@@ -279,7 +279,7 @@ async fn reset_password(
     if !usable {
         return Err(link_invalid());
     }
-    let hash = password::hash(req.new_password).await?;
+    let hash = password::hash(&tenant.id, req.new_password).await?;
 
     let now = now_ms();
     let mut tx = db.begin().await?;

@@ -58,14 +58,51 @@ pub struct Me {
     locale: Option<String>,
 }
 
-fn client_ip(parts_ip: Option<SocketAddr>) -> String {
-    parts_ip.map(|a| a.ip().to_string()).unwrap_or_default()
+/// The client's address: the connection's, or, behind a proxy the settings trust (`trust_forwarded_host`),
+/// the one the proxy appended last to `X-Forwarded-For` (earlier entries are whatever the client claimed).
+fn client_address(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> String {
+    let forwarded = trust_proxy
+        .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|list| list.rsplit(',').next())
+        .map(str::trim)
+        .filter(|a| a.parse::<std::net::IpAddr>().is_ok());
+    forwarded.map_or_else(|| peer.ip().to_string(), str::to_owned)
+}
+
+/// How many failed sign-ins within the window refuse the next attempt: for one e-mail from one address (the
+/// configured limit), from one address for any e-mail (four times it), and for one e-mail from everywhere
+/// (twenty times it: a guesser spread over many addresses is stopped, while one address cannot lock an
+/// account out for everyone).
+struct Throttle {
+    email_from_address: i64,
+    address: i64,
+    email: i64,
+}
+
+/// Failed sign-ins since `since` that match `filter` (over `$2`, `$3`, … bound from `keys`).
+async fn count_failures(
+    tx: &mut crate::db::TenantTx,
+    filter: &str,
+    keys: &[&String],
+    since: i64,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM login_failures WHERE tenant_id = $1 AND {filter} AND at > ${}",
+        keys.len() + 2
+    );
+    let mut query = tx.query(&sql);
+    for key in keys {
+        query = query.bind((*key).clone());
+    }
+    query.bind(since).fetch_one(tx.conn()).await?.try_get(0)
 }
 
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RequestHost(host): RequestHost,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let tenant = super::common::public_academy(host, "sign in")?;
@@ -76,65 +113,72 @@ async fn login(
     if req.password.len() > 1024 {
         return Err(ApiError::invalid("password", "is too long"));
     }
-    let ip = client_ip(Some(peer));
+    let ip = client_address(peer, &headers, state.config.trust_forwarded_host);
     let db = state.db.tenant(&tenant.id);
     let now = now_ms();
     let window_start = now - state.config.login_window_secs * 1000;
+    let limits = Throttle {
+        email_from_address: state.config.login_max_failures,
+        address: state.config.login_max_failures * 4,
+        email: state.config.login_max_failures * 20,
+    };
 
-    // Throttle: failures are counted in the database so every replica sees them.
-    let mut tx = db.begin_read().await?;
-    let by_email: i64 = tx
-        .query("SELECT COUNT(*) FROM login_failures WHERE tenant_id = $1 AND email = $2 AND at > $3")
+    // The attempt counts as a failure before the password is checked, in the same transaction as the
+    // counting: parallel attempts queue on it (SQLite's write lock; on PostgreSQL a lock on the e-mail), so
+    // however many arrive at once, no more than the limit are ever checked. A right password takes its
+    // failure back.
+    let attempt = new_id();
+    let mut tx = db.begin().await?;
+    if tx.backend() == crate::db::Backend::Postgres {
+        tx.query(
+            "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(7302, hashtext($1 || ':' || $2))) AS sign_in_lock",
+        )
         .bind(email.clone())
-        .bind(window_start)
-        .fetch_one(tx.conn())
-        .await?
-        .try_get(0)?;
-    let by_ip: i64 = tx
-        .query("SELECT COUNT(*) FROM login_failures WHERE tenant_id = $1 AND ip = $2 AND at > $3")
+        .execute(tx.conn())
+        .await?;
+    }
+    let from_here = count_failures(&mut tx, "email = $2 AND ip = $3", &[&email, &ip], window_start).await?;
+    let by_ip = count_failures(&mut tx, "ip = $2", &[&ip], window_start).await?;
+    let by_email = count_failures(&mut tx, "email = $2", &[&email], window_start).await?;
+    if from_here >= limits.email_from_address || by_ip >= limits.address || by_email >= limits.email {
+        tx.commit().await?;
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed sign-ins; wait a while and try again".into(),
+            retry_after_secs: state.config.login_window_secs as u64,
+        });
+    }
+    tx.query("INSERT INTO login_failures (id, tenant_id, email, ip, at) VALUES ($2, $1, $3, $4, $5)")
+        .bind(attempt.clone())
+        .bind(email.clone())
         .bind(ip.clone())
-        .bind(window_start)
-        .fetch_one(tx.conn())
-        .await?
-        .try_get(0)?;
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
     let user = tx
         .query("SELECT id, name, status, password_hash, locale FROM users WHERE tenant_id = $1 AND lower(email) = $2")
         .bind(email.clone())
         .fetch_optional(tx.conn())
         .await?;
     tx.commit().await?;
-    if by_email >= state.config.login_max_failures || by_ip >= state.config.login_max_failures * 4 {
-        return Err(ApiError::TooManyRequests {
-            message: "too many failed sign-ins; wait a while and try again".into(),
-            retry_after_secs: state.config.login_window_secs as u64,
-        });
-    }
 
     let stored = user
         .as_ref()
         .and_then(|u| u.try_get::<Option<String>, _>("password_hash").ok().flatten());
     // Verify against a dummy hash when there is no user, so timing does not tell who has an account.
     let ok = password::verify(
+        &tenant.id,
         req.password,
         stored.clone().unwrap_or_else(|| (*state.dummy_hash).clone()),
     )
-    .await
+    .await?
         && stored.is_some();
-    let mut tx = db.begin().await?;
     let Some(user) = user.filter(|_| ok) else {
-        tx.query("INSERT INTO login_failures (id, tenant_id, email, ip, at) VALUES ($2, $1, $3, $4, $5)")
-            .bind(new_id())
-            .bind(email)
-            .bind(ip)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
-        tx.commit().await?;
         return Err(ApiError::Unauthenticated {
             code: "invalid_credentials",
             message: "the e-mail or password is not right".into(),
         });
     };
+    let mut tx = db.begin().await?;
     let status: String = user.try_get("status")?;
     if status != "active" {
         return Err(ApiError::Forbidden {
@@ -150,8 +194,12 @@ async fn login(
     // A licence seat is taken at a user's first sign-in; this transaction writes, so concurrent first
     // sign-ins queue for the count (see `claim_seat`).
     crate::learning::signup::seats::claim(&mut tx, tenant.settings.seat_limit, &user_id).await?;
-    tx.query("DELETE FROM login_failures WHERE tenant_id = $1 AND (email = $2 OR at < $3)")
+    // A right password: this attempt was no failure, and the e-mail's earlier failures from this address are
+    // forgiven; old ones of anybody are dropped.
+    tx.query("DELETE FROM login_failures WHERE tenant_id = $1 AND (id = $2 OR (email = $3 AND ip = $4) OR at < $5)")
+        .bind(attempt)
         .bind(email.clone())
+        .bind(ip)
         .bind(window_start)
         .execute(tx.conn())
         .await?;
@@ -254,7 +302,7 @@ async fn change_password(caller: Caller, Json(req): Json<PasswordChange>) -> Api
         .try_get(0)?;
     tx.commit().await?;
     let ok = match stored {
-        Some(h) => password::verify(req.current_password, h).await,
+        Some(h) => password::verify(&caller.tenant.id, req.current_password, h).await?,
         None => false,
     };
     if !ok {
@@ -264,7 +312,7 @@ async fn change_password(caller: Caller, Json(req): Json<PasswordChange>) -> Api
             field: Some("current_password".into()),
         });
     }
-    let hash = password::hash(req.new_password).await?;
+    let hash = password::hash(&caller.tenant.id, req.new_password).await?;
     let mut tx = caller.db().begin().await?;
     tx.query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
         .bind(caller.user_id.clone())

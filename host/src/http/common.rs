@@ -15,10 +15,83 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")));
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::TooLarge),
+            Err(e) => {
+                return Err(ApiError::BadRequest {
+                    code: "bad_body",
+                    message: e.body_text(),
+                    field: None,
+                });
+            }
+        };
+        // Every request body of the API is one JSON object: serde would also read a struct from an array of
+        // its fields in order, which no client means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest {
+                code: "malformed_json",
+                message: "the body must be one JSON object".into(),
+                field: None,
+            });
+        }
+        // No text the API stores may hold a NUL character (PostgreSQL cannot, and no client means one). The
+        // scan of the raw bytes is a cheap filter; the parsed value says which field holds one, if any does.
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(field) = nul_in(&value)
+        {
+            return Err(ApiError::BadRequest {
+                code: "invalid_field",
+                message: format!(
+                    "{} must not contain the NUL character (\\u0000)",
+                    if field.is_empty() { "the body" } else { &field }
+                ),
+                field: (!field.is_empty()).then_some(field),
+            });
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_error(rejection)),
         }
+    }
+}
+
+/// Where in `value` a string (or a key) holds a NUL character, as a path (`a.b[2]`; empty: the value itself).
+fn nul_in(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item).map(|rest| format!("[{i}]{}", continued(rest)))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(String::new());
+            }
+            nul_in(item).map(|rest| format!("{key}{}", continued(rest)))
+        }),
+        _ => None,
+    }
+}
+
+/// The rest of a path after a step: `.b` for `b`, `[2]` as it is.
+fn continued(rest: String) -> String {
+    if rest.is_empty() || rest.starts_with('[') {
+        rest
+    } else {
+        format!(".{rest}")
     }
 }
 
@@ -77,6 +150,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Ids are UUIDs: anything else names nothing (404, as an id of another academy does), and never reaches
+        // the database as text it cannot hold. No other part of a path may hold a control character.
+        if let Ok(params) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &params {
+                if value.chars().any(char::is_control) {
+                    return Err(ApiError::BadRequest {
+                        code: "invalid_path",
+                        message: format!("{name} must not contain control characters"),
+                        field: Some(name.to_owned()),
+                    });
+                }
+                if (name == "id" || name.ends_with("_id")) && uuid::Uuid::parse_str(value).is_err() {
+                    return Err(ApiError::NotFound { what: "id" });
+                }
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
             Err(rejection) => Err(ApiError::BadRequest {
@@ -95,6 +184,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query()
+            && form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::BadRequest {
+                code: "invalid_parameter",
+                message: "query parameters must not contain the NUL character".into(),
+                field: None,
+            });
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {

@@ -89,10 +89,7 @@ async fn create_invitation(
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
-async fn list_invitations(
-    caller: Caller,
-    Path(org_id): Path<String>,
-) -> ApiResult<axum::Json<Vec<InvitationOut>>> {
+async fn list_invitations(caller: Caller, Path(org_id): Path<String>) -> ApiResult<axum::Json<Vec<InvitationOut>>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin_read().await?;
     let (list, org) = invitations::of_org(&mut tx, &reach, &org_id).await?;
@@ -104,10 +101,7 @@ async fn list_invitations(
     ))
 }
 
-async fn read_invitation(
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<InvitationOut>> {
+async fn read_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<InvitationOut>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin_read().await?;
     let (invitation, org_name) = invitations::find_in_reach(&mut tx, &reach, &id).await?;
@@ -151,10 +145,7 @@ async fn invitation_qr(
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"))], svg).into_response())
 }
 
-async fn revoke_invitation(
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<InvitationOut>> {
+async fn revoke_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<InvitationOut>> {
     let reach = caller.require(Permission::MembersWrite)?;
     let mut tx = caller.db().begin().await?;
     let (before, after, org_name) = invitations::revoke(&mut tx, &reach, &id).await?;

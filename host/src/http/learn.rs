@@ -277,24 +277,24 @@ async fn self_enroll(
 ) -> ApiResult<(StatusCode, axum::Json<SelfEnrollOut>)> {
     let mut tx = caller.db().begin().await?;
     let course = visible_course(&mut tx, &caller.user_id, &course_id).await?;
-    if let Some(existing) = progress::enrollment_of(&mut tx, &caller.user_id, &course_id).await? {
-        if existing.status != "dropped" {
-            let mut sql = Sql::tenant(ENROLLMENT_SELECT);
-            sql.push(" AND e.id = ").push_bind(existing.id.as_str());
-            let row = tx
-                .fetch_optional_sql(&sql)
-                .await?
-                .ok_or(ApiError::NotFound { what: "enrollment" })?;
-            tx.commit().await?;
-            return Ok((
-                StatusCode::OK,
-                axum::Json(SelfEnrollOut {
-                    outcome: "already_enrolled".into(),
-                    enrollment: Some(enrollment_from_row(&row)?),
-                    request_id: None,
-                }),
-            ));
-        }
+    if let Some(existing) = progress::enrollment_of(&mut tx, &caller.user_id, &course_id).await?
+        && existing.status != "dropped"
+    {
+        let mut sql = Sql::tenant(ENROLLMENT_SELECT);
+        sql.push(" AND e.id = ").push_bind(existing.id.as_str());
+        let row = tx
+            .fetch_optional_sql(&sql)
+            .await?
+            .ok_or(ApiError::NotFound { what: "enrollment" })?;
+        tx.commit().await?;
+        return Ok((
+            StatusCode::OK,
+            axum::Json(SelfEnrollOut {
+                outcome: "already_enrolled".into(),
+                enrollment: Some(enrollment_from_row(&row)?),
+                request_id: None,
+            }),
+        ));
     }
     if !course.self_enroll {
         return Err(ApiError::rule(

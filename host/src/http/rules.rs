@@ -121,21 +121,21 @@ async fn check(tx: &mut TenantTx, def: &RuleDef) -> ApiResult<()> {
         return Err(ApiError::invalid("definition.then", "name between 1 and 20 actions"));
     }
     let when = &def.when;
-    if let Some(org) = &when.org_id {
-        if crate::directory::orgs::find(tx, org).await?.is_none() {
-            return Err(ApiError::invalid("definition.when.org_id", "no such organization"));
-        }
+    if let Some(org) = &when.org_id
+        && crate::directory::orgs::find(tx, org).await?.is_none()
+    {
+        return Err(ApiError::invalid("definition.when.org_id", "no such organization"));
     }
     if let Some(tag) = &when.tag {
         tag_exists(tx, tag, "definition.when.tag").await?;
     }
-    if let Some(domain) = &when.email_domain {
-        if !crate::tenancy::valid_domain(&domain.to_lowercase()) {
-            return Err(ApiError::invalid(
-                "definition.when.email_domain",
-                "must be a domain such as example.com",
-            ));
-        }
+    if let Some(domain) = &when.email_domain
+        && !crate::tenancy::valid_domain(&domain.to_lowercase())
+    {
+        return Err(ApiError::invalid(
+            "definition.when.email_domain",
+            "must be a domain such as example.com",
+        ));
     }
     if let Some(course) = &when.course_id {
         if !def.on.contains(&automation::TriggerName::CourseCompleted) {

@@ -170,7 +170,7 @@ async fn create(
     let hash = match &req.password {
         Some(p) => {
             password::check_new("password", p)?;
-            Some(password::hash(p.clone()).await?)
+            Some(password::hash(&caller.tenant.id, p.clone()).await?)
         }
         None => None,
     };
@@ -204,7 +204,7 @@ async fn update(
     let hash = match &req.password {
         Some(p) => {
             password::check_new("password", p)?;
-            Some(password::hash(p.clone()).await?)
+            Some(password::hash(&caller.tenant.id, p.clone()).await?)
         }
         None => None,
     };

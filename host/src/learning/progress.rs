@@ -342,14 +342,14 @@ pub async fn attempt_quiz(
         .fetch_one(tx.conn())
         .await?
         .try_get(0)?;
-    if let Some(max) = lesson.max_attempts {
-        if used >= max {
-            return Err(ApiError::rule(
-                "attempts_exhausted",
-                None,
-                format!("this quiz allows {max} attempt(s) and you have used them"),
-            ));
-        }
+    if let Some(max) = lesson.max_attempts
+        && used >= max
+    {
+        return Err(ApiError::rule(
+            "attempts_exhausted",
+            None,
+            format!("this quiz allows {max} attempt(s) and you have used them"),
+        ));
     }
     let score = grade(&lesson.questions, answers).map_err(|(field, message)| ApiError::invalid(field, message))?;
     let passed = score >= lesson.pass_percent;

@@ -38,7 +38,7 @@ impl NewAccount {
         let password_hash = match &self.password {
             Some(p) => {
                 password::check_new("password", p)?;
-                Some(password::hash(p.clone()).await?)
+                Some(password::hash("", p.clone()).await?)
             }
             None => None,
         };
@@ -153,7 +153,7 @@ pub async fn operator_login(
         ),
         None => (None, dummy_hash.to_owned()),
     };
-    let ok = password::verify(password_text.to_owned(), stored).await;
+    let ok = password::verify("", password_text.to_owned(), stored).await?;
     let Some(id) = id.filter(|_| ok) else {
         tracing::info!(operator = %email, "operator sign-in refused");
         let mut tx = db.platform().begin().await?;

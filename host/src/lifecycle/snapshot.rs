@@ -160,14 +160,14 @@ pub fn remap_text(text: &str, map: &HashMap<String, String>) -> String {
         let window = &bytes[i..i + 36];
         if window.is_ascii() {
             let candidate = &text[i..i + 36];
-            if is_uuid(candidate) {
-                if let Some(new) = map.get(&candidate.to_ascii_lowercase()) {
-                    out.push_str(&text[copied..i]);
-                    out.push_str(new);
-                    i += 36;
-                    copied = i;
-                    continue;
-                }
+            if is_uuid(candidate)
+                && let Some(new) = map.get(&candidate.to_ascii_lowercase())
+            {
+                out.push_str(&text[copied..i]);
+                out.push_str(new);
+                i += 36;
+                copied = i;
+                continue;
             }
         }
         i += 1;

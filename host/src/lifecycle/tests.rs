@@ -49,7 +49,9 @@ async fn temp_dbs() -> Vec<TempDb> {
         db,
         cleanup: Cleanup::Dir(dir),
     }];
-    let admin_url = std::env::var("AULA_TEST_POSTGRES_URL").ok().filter(|v| !v.trim().is_empty());
+    let admin_url = std::env::var("AULA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     assert!(
         admin_url.is_some() || std::env::var("AULA_TEST_SQLITE_ONLY").is_ok_and(|v| v == "1"),
         "AULA_TEST_POSTGRES_URL is not set; set it, or AULA_TEST_SQLITE_ONLY=1 to run on SQLite alone"

@@ -334,17 +334,17 @@ impl Planner<'_> {
             _ => Default::default(),
         };
         let url = self.composer.academy_url().map(str::to_owned);
-        if let Some(course_id) = &event.course_id {
-            if let Some(course) = self.course(tx, course_id).await? {
-                vars.insert(
-                    "course".into(),
-                    json!({
-                        "title": course.title,
-                        "code": course.code,
-                        "url": url.as_ref().map(|u| format!("{u}/learn/{course_id}")),
-                    }),
-                );
-            }
+        if let Some(course_id) = &event.course_id
+            && let Some(course) = self.course(tx, course_id).await?
+        {
+            vars.insert(
+                "course".into(),
+                json!({
+                    "title": course.title,
+                    "code": course.code,
+                    "url": url.as_ref().map(|u| format!("{u}/learn/{course_id}")),
+                }),
+            );
         }
         if let Some(enrollment_id) = &event.enrollment_id {
             let due: Option<i64> = tx
@@ -390,13 +390,12 @@ impl Planner<'_> {
                 continue;
             }
             let mut vars = vars.clone();
-            if event.kind == Kind::SignupPending {
-                if let Some(user) = event.user_id.as_deref() {
-                    if let Some(who) = self.person(tx, user).await? {
-                        let reason = vars.get("reason").cloned();
-                        vars["signup"] = json!({ "name": who.name, "email": who.email, "reason": reason });
-                    }
-                }
+            if event.kind == Kind::SignupPending
+                && let Some(user) = event.user_id.as_deref()
+                && let Some(who) = self.person(tx, user).await?
+            {
+                let reason = vars.get("reason").cloned();
+                vars["signup"] = json!({ "name": who.name, "email": who.email, "reason": reason });
             }
             let draft = self.composer.compose(event.kind, &person, &vars);
             out.push(Planned {

@@ -12,14 +12,18 @@ use crate::audit::{Change, record};
 use crate::auth::Actor;
 use crate::db::{Db, TenantDb, TenantTx, new_id, now_ms};
 use crate::error::ApiError;
+use crate::fair::FairShare;
 use serde_json::json;
 use sqlx::Row;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The plugin runtime with the database it records into.
 pub struct PluginHost {
     runtime: Arc<Runtime>,
     db: Db,
+    /// Compiling a component takes seconds of CPU: half the cores at most, one per academy at once.
+    compiles: FairShare,
 }
 
 /// What a call did.
@@ -59,7 +63,17 @@ impl From<LoadError> for ApiError {
 impl PluginHost {
     /// The door for a runtime and the database it records into.
     pub fn new(runtime: Arc<Runtime>, db: Db) -> PluginHost {
-        PluginHost { runtime, db }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        PluginHost {
+            runtime,
+            db,
+            compiles: FairShare::new("plugin compilations", (cores / 2).max(1), 1, Duration::from_secs(30)),
+        }
+    }
+
+    /// A compilation slot for an academy (see [`super::store::compile`]).
+    pub async fn compile_slot(&self, tenant_id: &str) -> Result<crate::fair::Permit, crate::fair::Busy> {
+        self.compiles.acquire(tenant_id).await
     }
 
     /// The runtime (engine, limits, caches).

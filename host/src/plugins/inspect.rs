@@ -147,8 +147,10 @@ fn classify(name: &str) -> Result<Option<Capability>, ()> {
     }
     let (interface, version) = name.split_once('@').ok_or(())?;
     if version.starts_with("0.2.") && WASI_ALLOWED.contains(&interface) {
-        // The filesystem interfaces are always linked; without the `files` capability they hold no
-        // directory at all.
+        // The filesystem is the `files` capability: linked only when granted.
+        if interface.starts_with("wasi:filesystem/") {
+            return Ok(Some(Capability::Files));
+        }
         return Ok(None);
     }
     Err(())

@@ -108,6 +108,79 @@ pub struct Uploaded {
     pub inspection: Inspection,
 }
 
+/// A refused component, with every reason (`422 component_refused`, `details.problems`): the one shape of
+/// every refusal of an upload or a check.
+pub fn refused(problems: Vec<String>) -> ApiError {
+    ApiError::Unprocessable {
+        code: "component_refused",
+        message: format!("the component cannot run as this plugin: {}", problems.join("; ")),
+        field: Some("component".into()),
+        details: Some(json!({ "problems": problems })),
+    }
+}
+
+/// Why a component did not compile, in words a plugin developer can act on.
+fn compile_problem(bytes: &[u8], error: &anyhow::Error, max_memory_mib: u32) -> String {
+    let text = format!("{error:#}");
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return "the file is not WebAssembly (it does not start with the \\0asm header)".into();
+    }
+    // A core module has version 1 in its header; a component has its own layer and version.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return "the file is a core WebAssembly module, not a component: build it for wasm32-wasip2 with the \
+                Aula SDK (cargo build --target wasm32-wasip2)"
+            .into();
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("memory") && (lower.contains("pool") || lower.contains("exceed") || lower.contains("maximum")) {
+        return format!(
+            "the component asks for more linear memory than a plugin may have (at most {max_memory_mib} MiB)"
+        );
+    }
+    format!("the component is not valid: {}", text.lines().next().unwrap_or(&text))
+}
+
+/// Compile a component (once per content hash per process), in the academy's share of the host's
+/// compilation slots, off the threads that serve requests. Empty, oversized and invalid components are
+/// refused with [`refused`].
+pub async fn compile(
+    host: &PluginHost,
+    tenant: &TenantDb,
+    bytes: Vec<u8>,
+) -> ApiResult<(wasmtime::component::Component, Option<Vec<u8>>, Inspection)> {
+    let runtime = host.runtime();
+    let max = runtime.settings().max_component_bytes;
+    if bytes.is_empty() {
+        return Err(refused(vec!["the component is empty".into()]));
+    }
+    if bytes.len() > max {
+        return Err(refused(vec![format!(
+            "the component is {} bytes; the limit is {max} bytes",
+            bytes.len()
+        )]));
+    }
+    let hash = content_hash(&bytes);
+    if let Some(component) = runtime.cached_component(&hash) {
+        let inspection = Inspection::of(runtime.engine().engine(), &component);
+        return Ok((component, None, inspection));
+    }
+    // Compiling takes from milliseconds to seconds of CPU: a bounded number at once, each academy one.
+    let _slot = host.compile_slot(tenant.tenant_id()).await?;
+    let compiler = runtime.clone();
+    let input = bytes.clone();
+    let compiled = tokio::task::spawn_blocking(move || compiler.compile(&input))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    match compiled {
+        Ok((component, artifact, inspection)) => Ok((component, Some(artifact), inspection)),
+        Err(e) => Err(refused(vec![compile_problem(
+            &bytes,
+            &e,
+            runtime.settings().limits.max_memory_mib(),
+        )])),
+    }
+}
+
 /// Validate and store a new plugin version (and the plugin itself when the name is new). The component
 /// is compiled here, once; the artifact is kept for every later load.
 pub async fn upload(
@@ -119,33 +192,8 @@ pub async fn upload(
     grant: Option<CapSet>,
 ) -> ApiResult<Uploaded> {
     let runtime = host.runtime();
-    let max = runtime.settings().max_component_bytes;
-    if bytes.len() > max {
-        return Err(ApiError::invalid(
-            "component",
-            format!("is {} bytes; the limit is {max} bytes", bytes.len()),
-        ));
-    }
-    if bytes.is_empty() {
-        return Err(ApiError::invalid("component", "is empty"));
-    }
     let hash = content_hash(&bytes);
-    let (component, artifact, inspection) = match runtime.cached_component(&hash) {
-        Some(component) => {
-            let inspection = Inspection::of(runtime.engine().engine(), &component);
-            (component, None, inspection)
-        }
-        None => {
-            // Compiling takes from milliseconds to seconds of CPU: not on the threads that serve requests.
-            let compiler = runtime.clone();
-            let input = bytes.clone();
-            let (component, artifact, inspection) = tokio::task::spawn_blocking(move || compiler.compile(&input))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?
-                .map_err(|e| ApiError::invalid("component", format!("is not a valid WebAssembly component: {e:#}")))?;
-            (component, Some(artifact), inspection)
-        }
-    };
+    let (component, artifact, inspection) = compile(host, tenant, bytes.clone()).await?;
     let mut tx = tenant.begin().await?;
     let existing = tx
         .query("SELECT id, kind, capabilities FROM plugins WHERE tenant_id = $1 AND lower(name) = lower($2)")
@@ -186,12 +234,7 @@ pub async fn upload(
     }
     let problems = inspection.problems(manifest.kind, requested, granted);
     if !problems.is_empty() {
-        return Err(ApiError::Unprocessable {
-            code: "component_refused",
-            message: format!("the component cannot run as this plugin: {}", problems.join("; ")),
-            field: Some("component".into()),
-            details: Some(json!({ "problems": problems })),
-        });
+        return Err(refused(problems));
     }
     let now = now_ms();
     if is_new {

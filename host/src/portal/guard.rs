@@ -134,9 +134,9 @@ fn walk(template: &Template, calls: &mut Calls) {
                 }
             }
             TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
-                calls
-                    .problems
-                    .push("uses a decorator or an inline partial; themes may include the theme's templates only".into());
+                calls.problems.push(
+                    "uses a decorator or an inline partial; themes may include the theme's templates only".into(),
+                );
             }
             _ => {}
         }
@@ -197,7 +197,9 @@ pub fn check(templates: &BTreeMap<String, (Template, bool)>) -> Vec<String> {
     for name in graph.keys() {
         let mut path = Vec::new();
         if let Some(cycle) = visit(name, &graph, &mut marks, &mut path)
-            && cycle.iter().any(|n| templates.get(n).is_some_and(|(_, uploaded)| *uploaded))
+            && cycle
+                .iter()
+                .any(|n| templates.get(n).is_some_and(|(_, uploaded)| *uploaded))
         {
             problems.push(format!(
                 "templates include one another in a circle ({}); a page would never finish",
@@ -225,7 +227,10 @@ mod tests {
 
     #[test]
     fn cycles_through_uploads_are_refused() {
-        let ok = theme(&[("layout", "<main>{{> @partial-block}}</main>", false), ("home", "{{#> layout}}hi{{/layout}}", true)]);
+        let ok = theme(&[
+            ("layout", "<main>{{> @partial-block}}</main>", false),
+            ("home", "{{#> layout}}hi{{/layout}}", true),
+        ]);
         assert!(check(&ok).is_empty());
         let direct = theme(&[("layout", "{{#if x}}{{> layout}}{{/if}}", true)]);
         assert!(check(&direct)[0].contains("layout → layout"), "{:?}", check(&direct));

@@ -371,10 +371,10 @@ impl FakeHost {
         unique("users (e-mail)", emails.iter().map(String::as_str))?;
 
         for (i, org) in self.orgs.iter().enumerate() {
-            if let Some(parent) = &org.parent {
-                if !orgs.contains(parent.as_str()) {
-                    return fail(format!("orgs[{i}].parent: no organization `{parent}`"));
-                }
+            if let Some(parent) = &org.parent
+                && !orgs.contains(parent.as_str())
+            {
+                return fail(format!("orgs[{i}].parent: no organization `{parent}`"));
             }
             // Walking up from any organization must reach the top within as many steps as there are orgs.
             let mut at = org.parent.as_deref();

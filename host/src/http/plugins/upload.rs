@@ -23,33 +23,56 @@ pub(super) struct UploadForm {
 pub(super) async fn authorized_form(
     caller: &Caller,
     form: Result<Multipart, MultipartRejection>,
+    max_component: usize,
 ) -> ApiResult<UploadForm> {
     if let Err(refusal) = caller.require_tenant_wide(Permission::PluginsManage) {
+        // Read and dropped chunk by chunk: nothing of a refused upload is kept in memory.
         if let Ok(mut form) = form {
-            while let Ok(Some(field)) = form.next_field().await {
-                let _ = field.bytes().await;
+            while let Ok(Some(mut field)) = form.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
             }
         }
         return Err(refusal);
     }
-    read_form(form).await
+    read_form(form, max_component).await
 }
 
-pub(super) async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<UploadForm> {
+/// Read one field, chunk by chunk, refusing it as soon as it is larger than `max` bytes (nothing beyond is
+/// read or kept).
+async fn read_field(field: &mut axum::extract::multipart::Field<'_>, name: &str, max: usize) -> ApiResult<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::invalid(name, format!("could not be read: {e}")))?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(store::refused(vec![format!(
+                "the {name} is larger than the limit of {max} bytes"
+            )]));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+pub(super) async fn read_form(
+    form: Result<Multipart, MultipartRejection>,
+    max_component: usize,
+) -> ApiResult<UploadForm> {
     let mut form = form.map_err(|e| ApiError::invalid("body", format!("must be multipart/form-data: {e}")))?;
     let mut manifest = None;
     let mut component = None;
     let mut grant_text = None;
-    while let Some(field) = form
+    while let Some(mut field) = form
         .next_field()
         .await
         .map_err(|e| ApiError::invalid("body", format!("is not valid multipart form data: {e}")))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::invalid(&name, format!("could not be read: {e}")))?;
+        // The component may be as large as the host allows; the other fields are a few KiB of text.
+        let max = if name == "component" { max_component } else { 64 * 1024 };
+        let bytes = read_field(&mut field, &name, max).await?;
         match name.as_str() {
             "manifest" => {
                 let text = String::from_utf8(bytes.to_vec())
@@ -101,7 +124,8 @@ pub(super) async fn upload(
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
-    let form = authorized_form(&caller, form).await?;
+    let max = state.plugins.runtime().settings().max_component_bytes;
+    let form = authorized_form(&caller, form, max).await?;
     let uploaded = store::upload(
         &state.plugins,
         caller.db(),
@@ -120,13 +144,9 @@ pub(super) async fn check(
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<Value>> {
-    let form = authorized_form(&caller, form).await?;
-    let runtime = state.plugins.runtime().clone();
-    let bytes = form.component;
-    let (_, _, inspection) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::invalid("component", format!("is not a valid WebAssembly component: {e:#}")))?;
+    let max = state.plugins.runtime().settings().max_component_bytes;
+    let form = authorized_form(&caller, form, max).await?;
+    let (_, _, inspection) = store::compile(&state.plugins, caller.db(), form.component).await?;
     let granted = form.grant.unwrap_or_default();
     let problems = inspection.problems(form.manifest.kind, form.manifest.requested(), granted);
     Ok(axum::Json(json!({

@@ -96,10 +96,10 @@ impl Rule {
             return false;
         }
         let when = &self.def.when;
-        if let Some(course) = &when.course_id {
-            if !matches!(trigger, Trigger::CourseCompleted { course_id } if course_id == course) {
-                return false;
-            }
+        if let Some(course) = &when.course_id
+            && !matches!(trigger, Trigger::CourseCompleted { course_id } if course_id == course)
+        {
+            return false;
         }
         if when.org_id.is_some() {
             match &self.org_path {
@@ -107,10 +107,10 @@ impl Rule {
                 _ => return false,
             }
         }
-        if let Some(tag) = &when.tag {
-            if !user.tags.contains(&tag.to_lowercase()) {
-                return false;
-            }
+        if let Some(tag) = &when.tag
+            && !user.tags.contains(&tag.to_lowercase())
+        {
+            return false;
         }
         if let Some(domain) = &when.email_domain {
             let at = user.email.rsplit('@').next().unwrap_or("");

@@ -64,9 +64,21 @@ pub enum Error {
     /// The directory refused something (a field, a member limit, an organization out of reach).
     #[error(transparent)]
     Directory(#[from] crate::directory::Error),
+    /// The host's password hashing is at its bound for now.
+    #[error(transparent)]
+    Busy(#[from] crate::fair::Busy),
     /// The password could not be hashed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::auth::password::HashError> for Error {
+    fn from(e: crate::auth::password::HashError) -> Error {
+        match e {
+            crate::auth::password::HashError::Busy(busy) => Error::Busy(busy),
+            crate::auth::password::HashError::Failed(e) => Error::Internal(e),
+        }
+    }
 }
 
 /// Shorthand for sign-up results.
@@ -117,6 +129,7 @@ impl From<Error> for ApiError {
             Error::Refused(reason) => ApiError::rule("signup_refused", None, reason),
             Error::NotPending(message) => ApiError::rule("signup_not_pending", None, message),
             Error::Directory(e) => e.into(),
+            Error::Busy(busy) => busy.into(),
             Error::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -121,7 +121,7 @@ pub async fn sign_up(
     request_id: Option<String>,
 ) -> Result<SignedUp> {
     let checked = check(db, tenant, req).await?;
-    let hash = password::hash(checked.password.clone()).await?;
+    let hash = password::hash(&tenant.id, checked.password.clone()).await?;
     // Plugins may take their time: no transaction is open while they run.
     let verdict = automation::decide_signup(
         plugins,

@@ -1,0 +1,359 @@
+//! Hostile academies and hostile visitors: what one academy's admin, templates or visitors throw at the
+//! host is refused or bounded, with a clear answer, and the host keeps serving everyone else.
+
+mod common;
+
+use common::{Body, TestApp, scenarios};
+use serde_json::{Value, json};
+
+scenarios!(
+    template_circles_are_refused_and_pages_still_render,
+    cross_site_writes_with_a_session_are_refused,
+    malformed_requests_are_refused_before_the_store,
+);
+
+scenarios!(with behind_a_proxy => a_burst_of_guesses_gets_no_more_checks_than_the_limit);
+
+/// The host behind a proxy it trusts: the client address is the last `X-Forwarded-For` entry.
+fn behind_a_proxy(config: &mut aula::config::Config) {
+    config.trust_forwarded_host = true;
+}
+
+fn enc(v: &str) -> String {
+    v.replace('/', "%2F")
+}
+
+/// A raw request with headers of the test's choosing (an `Origin`, a forwarded address).
+async fn raw(
+    app: &TestApp,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut req = http
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            format!("http://{}{path}", app.addr),
+        )
+        .header("host", host);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let response = req.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    )
+}
+
+/// A template that would include itself through another, or nest without end, is refused when it is
+/// uploaded, with the circle named; what was stored before keeps rendering, and so does every other academy.
+async fn template_circles_are_refused_and_pages_still_render(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let put = |path: &str, source: String| {
+        let admin = admin.clone();
+        let path = enc(path);
+        async move {
+            admin
+                .send(
+                    "PUT",
+                    &format!("/api/v1/theme/files/{path}"),
+                    Body::Raw {
+                        content_type: "application/octet-stream".into(),
+                        bytes: source.into_bytes(),
+                    },
+                )
+                .await
+        }
+    };
+    let home = put(
+        "templates/home.hbs",
+        "{{#> layout}}<h1 id=\"own-home\">Home of {{brand.name}}</h1>{{/layout}}".into(),
+    )
+    .await;
+    assert_eq!(home.status, 201, "{}", home.text);
+    let before = app.snapshot().await;
+
+    // The layout including the home page, which wraps itself in the layout: a circle through two uploads.
+    let circle = put("templates/layout.hbs", "<main>{{> home}}</main>".into()).await;
+    assert_eq!(
+        (circle.status.as_u16(), circle.code(), circle.field()),
+        (422, "template_refused", "content"),
+        "{}",
+        circle.text
+    );
+    let problems = circle.body["error"]["details"]["problems"].to_string();
+    assert!(problems.contains("layout") && problems.contains("home"), "{problems}");
+    // A template that includes itself directly.
+    let itself = put("templates/layout.hbs", "{{#if brand}}{{> layout}}{{/if}}".into()).await;
+    assert_eq!(itself.code(), "template_refused", "{}", itself.text);
+    // A partial computed at render time could name anything, itself included.
+    let dynamic = put("templates/layout.hbs", "{{> (lookup this \"page\")}}".into()).await;
+    assert_eq!(dynamic.code(), "template_refused", "{}", dynamic.text);
+    // Blocks nested thousands deep: refused as too deep, not compiled into a stack overflow.
+    let deep = format!("{}x{}", "{{#if brand}}".repeat(5_000), "{{/if}}".repeat(5_000));
+    let deep = put("templates/layout.hbs", deep).await;
+    assert_eq!((deep.status.as_u16(), deep.field()), (400, "content"), "{}", deep.text);
+    before.assert_unchanged(&app.snapshot().await, "refused templates");
+
+    // The stored home page still renders, and the neighbour's portal is untouched.
+    for (slug, needle) in [("acme", "own-home"), ("globex", "<html")] {
+        let (status, page, _) = raw(app, &app.tenant_host(slug), "GET", "/", &[], None).await;
+        assert_eq!(status, 200, "{slug}: {page}");
+        assert!(page.as_str().unwrap_or_default().contains(needle), "{slug}: {page}");
+    }
+}
+
+/// A change sent with a session cookie from another site's page is refused (the browser says where it came
+/// from); the same change from the academy's own pages, or with an API token from anywhere, goes through.
+async fn cross_site_writes_with_a_session_are_refused(app: &TestApp) {
+    let acme = app.tenant_host("acme");
+    let admin = app.login("acme", "admin@acme.test").await;
+    let cookie = format!("aula_session={}", admin.session().expect("a session"));
+    let body = |email: &str| json!({"email": email, "name": "Cross Site"});
+    for (headers, what) in [
+        (vec![("origin", "https://evil.test")], "a foreign Origin"),
+        (vec![("sec-fetch-site", "cross-site")], "Sec-Fetch-Site: cross-site"),
+        (vec![("origin", "http://globex.localhost")], "another academy's Origin"),
+    ] {
+        let mut all = headers.clone();
+        all.push(("cookie", cookie.as_str()));
+        let (status, reply, _) = raw(
+            app,
+            &acme,
+            "POST",
+            "/api/v1/users",
+            &all,
+            Some(body("cross.site@acme.test")),
+        )
+        .await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (403, Some("cross_site_request")),
+            "{what}: {reply}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE email = $1", &["cross.site@acme.test"])
+            .await,
+        0
+    );
+    // Reads are not changes.
+    let (status, _, _) = raw(
+        app,
+        &acme,
+        "GET",
+        "/api/v1/users",
+        &[("cookie", &cookie), ("origin", "https://evil.test")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // From the academy's own origin.
+    let own = format!("http://{acme}");
+    let (status, reply, _) = raw(
+        app,
+        &acme,
+        "POST",
+        "/api/v1/users",
+        &[("cookie", &cookie), ("origin", &own), ("sec-fetch-site", "same-origin")],
+        Some(body("same.site@acme.test")),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+    // A token is no ambient credential: a script elsewhere holding it is its owner's business.
+    let (_, token) = admin.create_token("scripts").await;
+    let bearer = format!("Bearer {token}");
+    let (status, reply, _) = raw(
+        app,
+        &acme,
+        "POST",
+        "/api/v1/users",
+        &[("authorization", &bearer), ("origin", "https://tools.example")],
+        Some(body("token.made@acme.test")),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+}
+
+/// Requests that no client means are refused with a precise 4xx before anything reads or writes the store:
+/// ids that are no ids, control characters in paths, bodies that are no JSON object or carry NUL characters,
+/// bodies of another type. An organization with branding overrides can be deleted.
+async fn malformed_requests_are_refused_before_the_store(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let before = app.snapshot().await;
+    for (method, path, status, code) in [
+        ("GET", "/api/v1/users/not-a-uuid", 404, "not_found"),
+        ("GET", "/api/v1/users/%00", 400, "invalid_path"),
+        ("DELETE", "/api/v1/orgs/%1B%5B2J", 400, "invalid_path"),
+        ("GET", "/api/v1/orgs/1%20OR%201=1", 404, "not_found"),
+        ("GET", "/api/v1/users?q=a%00b", 400, "invalid_parameter"),
+    ] {
+        let reply = admin.send(method, path, Body::None).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code()),
+            (status, code),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    for (body, content_type, status, code, field) in [
+        (
+            &br#"["someone@acme.test", "Some One"]"#[..],
+            "application/json",
+            400,
+            "malformed_json",
+            "",
+        ),
+        (br#""just a string""#, "application/json", 400, "malformed_json", ""),
+        (
+            br#"{"email": "nul@acme.test", "name": "a\u0000b"}"#,
+            "application/json",
+            400,
+            "invalid_field",
+            "name",
+        ),
+        (
+            br#"{"email": "nul@acme.test", "name": "Nul", "profile": {"x\u0000": 1}}"#,
+            "application/json",
+            400,
+            "invalid_field",
+            "profile",
+        ),
+        (
+            br#"{"email": "plain@acme.test", "name": "Plain"}"#,
+            "text/plain",
+            415,
+            "unsupported_media_type",
+            "",
+        ),
+    ] {
+        let reply = admin
+            .send(
+                "POST",
+                "/api/v1/users",
+                Body::Raw {
+                    content_type: content_type.into(),
+                    bytes: body.to_vec(),
+                },
+            )
+            .await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code(), reply.field()),
+            (status, code, field),
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            reply.text
+        );
+    }
+    before.assert_unchanged(&app.snapshot().await, "refused requests");
+
+    // A literal backslash-u-0000 in text is six characters, not a NUL: it is stored.
+    let (status, created) = admin
+        .post(
+            "/api/v1/users",
+            json!({"email": "escaped@acme.test", "name": "Not \\u0000 a NUL"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "Not \\u0000 a NUL");
+    let (status, _) = admin
+        .delete(&format!("/api/v1/users/{}", created["id"].as_str().unwrap()))
+        .await;
+    assert!(status.is_success());
+
+    // An organization with its own branding is deleted with its overrides.
+    let (status, org) = admin.post("/api/v1/orgs", json!({"name": "Short-lived"})).await;
+    assert_eq!(status, 201, "{org}");
+    let id = org["id"].as_str().expect("id").to_owned();
+    let (status, reply) = admin
+        .put(
+            &format!("/api/v1/orgs/{id}/branding"),
+            json!({"name": "Short-lived brand", "colors": {"accent": "#123456"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = admin.delete(&format!("/api/v1/orgs/{id}")).await;
+    assert!(status.is_success(), "{status} {reply}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM org_branding WHERE org_id = $1", &[&id])
+            .await,
+        0
+    );
+}
+
+/// Forty wrong passwords for one account sent at once from one address: exactly the limit of them are
+/// checked (401), the rest are refused unchecked (429 with `Retry-After`). The account is not locked for
+/// everyone: the right password from another address signs in. One address guessing many accounts is
+/// stopped too, and an address the client claims in `X-Forwarded-For` counts for nothing.
+async fn a_burst_of_guesses_gets_no_more_checks_than_the_limit(app: &TestApp) {
+    let acme = app.tenant_host("acme");
+    let password = aula::demo::DEMO_PASSWORD;
+    let attempt = |email: String, password: String, from: String| {
+        let acme = acme.clone();
+        async move {
+            raw(
+                app,
+                &acme,
+                "POST",
+                "/api/v1/auth/login",
+                &[("x-forwarded-for", &from)],
+                Some(json!({"email": email, "password": password})),
+            )
+            .await
+        }
+    };
+    let burst: Vec<_> = (0..40)
+        .map(|i| {
+            attempt(
+                "nina.north@acme.test".into(),
+                format!("wrong-guess-{i:04}"),
+                "203.0.113.7".into(),
+            )
+        })
+        .collect();
+    let answers = futures::future::join_all(burst).await;
+    let checked = answers.iter().filter(|(s, _, _)| *s == 401).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(checked, 5, "exactly the limit was checked: {answers:?}");
+    assert_eq!(refused.len(), 35, "{answers:?}");
+    assert!(refused.iter().all(|(_, _, h)| h.contains_key("retry-after")));
+
+    // The right password from the same address waits out the window; a client claiming another address in
+    // front of the proxy's entry is still that address.
+    for from in ["203.0.113.7", "198.51.100.50, 203.0.113.7"] {
+        let (status, reply, _) = attempt("nina.north@acme.test".into(), password.into(), from.into()).await;
+        assert_eq!(status, 429, "{from}: {reply}");
+    }
+    // From elsewhere the owner signs in, and that forgives nothing of the guesser's address.
+    let (status, reply, _) = attempt("nina.north@acme.test".into(), password.into(), "198.51.100.9".into()).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // One address trying many accounts: twenty failures, then refused for every account.
+    for i in 0..20 {
+        let (status, reply, _) = attempt(
+            format!("nobody.{i}@acme.test"),
+            "wrong-guess".into(),
+            "192.0.2.44".into(),
+        )
+        .await;
+        assert_eq!(status, 401, "attempt {i}: {reply}");
+    }
+    let (status, reply, _) = attempt("noah.north@acme.test".into(), password.into(), "192.0.2.44".into()).await;
+    assert_eq!(status, 429, "{reply}");
+    let (status, reply, _) = attempt("noah.north@acme.test".into(), password.into(), "192.0.2.45".into()).await;
+    assert_eq!(status, 200, "{reply}");
+}
