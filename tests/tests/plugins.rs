@@ -32,6 +32,25 @@ scenarios!(with patient => logs_and_output_streams_are_capped);
 
 scenarios!(with stingy => host_data_is_capped_per_call);
 
+scenarios!(with small_files => plugin_files_have_an_academy_quota);
+
+scenarios!(with crowded => an_academys_flood_of_calls_waits_in_its_own_share);
+
+/// Two calls of one academy at once, a tenth of a second's wait for a slot.
+fn crowded(config: &mut Config) {
+    config.plugins.max_calls_per_academy = 2;
+    config.plugins.call_wait_ms = 100;
+    config.plugins.limits.enrollment.timeout_ms = 5000;
+    config.plugins.fault_limit = 1000;
+}
+
+/// One MiB and twenty files and folders for all of an academy's plugin files.
+fn small_files(config: &mut Config) {
+    config.plugins.files_quota_mib = 1;
+    config.plugins.files_max_entries = 20;
+    config.plugins.fault_limit = 1000;
+}
+
 /// No plugin disabled however often it faults (each fault kind is provoked once). Calls get the default
 /// two seconds: time for the 20 MB answer of `huge` to be read back before its size is judged, even on a
 /// busy machine, so that it faults for its output and not for its time.
@@ -249,13 +268,13 @@ async fn faults_stay_with_the_call(app: &TestApp) {
     let version = plugin(&acme, &misbehave).await["active_version_id"].clone();
 
     let cases = [
-        ("loop", "timeout"),
+        ("loop", "cpu"),
         ("recurse", "trap"),
         ("grow", "memory"),
         ("huge", "output"),
         ("trap", "trap"),
         ("abort", "trap"),
-        ("sleep", "timeout"),
+        ("sleep", "cpu"),
     ];
     let bad_calls = futures::future::join_all(cases.iter().map(|(name, _)| {
         let acme = acme.clone();
@@ -1204,16 +1223,155 @@ async fn plugins_see_only_their_academy_and_scope(app: &TestApp) {
     );
 }
 
+/// One academy floods the host with spinning calls: two run (and use up their fuel: `cpu` faults), the rest
+/// are refused after the wait with `429` and `Retry-After`, run nothing and are not faults; meanwhile another
+/// academy's plugin answers every call, and nothing is recorded against it.
+async fn an_academys_flood_of_calls_waits_in_its_own_share(app: &TestApp) {
+    let acme = app.login("acme", "admin@acme.test").await;
+    let globex = app.login("globex", "admin@globex.test").await;
+    let misbehave = deploy(&acme, &guest_manifest("misbehave"), &wasm("misbehave")).await;
+    let counter = deploy(&globex, &guest_manifest("kv-user"), &wasm("kv_user")).await;
+
+    let flood = futures::future::join_all((0..8).map(|_| {
+        let acme = acme.clone();
+        let misbehave = misbehave.clone();
+        async move {
+            acme.send(
+                "POST",
+                &format!("/api/v1/plugins/{misbehave}/invoke"),
+                common::Body::Json(json!({"hook": "on-signup", "input": signup("loop")})),
+            )
+            .await
+        }
+    }));
+    let neighbour = async {
+        // Let the flood take its slots first.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let mut tags = Vec::new();
+        for _ in 0..3 {
+            tags.extend(tags_added(
+                &invoke(&globex, &counter, "on-signup", signup("Gina")).await,
+            ));
+        }
+        tags
+    };
+    let (replies, tags) = tokio::join!(flood, neighbour);
+    assert_eq!(
+        tags,
+        ["hello-1", "hello-2", "hello-3"],
+        "globex's plugin during acme's flood"
+    );
+
+    let ran: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!((ran.len(), refused.len()), (2, 6), "{replies:#?}");
+    for reply in &ran {
+        assert_eq!(
+            (reply.body["outcome"].as_str(), reply.body["fault"].as_str()),
+            (Some("fault"), Some("cpu"))
+        );
+        assert_eq!(reply.body["counted"], true, "{}", reply.text);
+    }
+    for reply in &refused {
+        assert_eq!(reply.code(), "too_many_attempts", "{}", reply.text);
+        assert!(reply.text.contains("plugin calls"), "{}", reply.text);
+        assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    }
+    assert_eq!(
+        all_items(&acme, &format!("/api/v1/plugins/{misbehave}/faults"))
+            .await
+            .len(),
+        2
+    );
+    assert!(
+        all_items(&globex, &format!("/api/v1/plugins/{counter}/faults"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(plugin(&globex, &counter).await["consecutive_faults"], 0);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // 5. Files
 
-/// Run the `files` guest's `fs` report once; returns its result cell (`ok:…` or `err:…`).
-async fn fs(client: &Client, id: &str, op: &str, path: &str, extra: &[(&str, &str)]) -> String {
+/// All of an academy's plugins share one quota on their files: the call that goes past it fails with a
+/// `files` fault (recorded, counted), a plugin over it can still delete, and the files go with the plugin.
+/// Another academy's plugin is not held to the first academy's usage.
+async fn plugin_files_have_an_academy_quota(app: &TestApp) {
+    let acme = app.login("acme", "admin@acme.test").await;
+    let globex = app.login("globex", "admin@globex.test").await;
+    let a = deploy(&acme, &guest_manifest("files"), &wasm("files")).await;
+    let b = deploy(&globex, &guest_manifest("files"), &wasm("files")).await;
+    let acme_tenant = Directory::load(&acme).await.tenant_id;
+    let kib = |n: u64| (n * 1024).to_string();
+
+    assert_eq!(fs(&acme, &a, "fill", "a.bin", &[("size", &kib(600))]).await, "ok:");
+    // The next 600 KiB take the academy past its 1 MiB: the run fails, naming the quota.
+    let over = fs_reply(&acme, &a, "fill", "b.bin", &[("size", &kib(600))]).await;
+    assert_eq!(
+        (over.status.as_u16(), over.code()),
+        (422, "report_failed"),
+        "{}",
+        over.text
+    );
+    assert!(over.text.contains("files quota of 1 MiB"), "{}", over.text);
+    let faults = all_items(&acme, &format!("/api/v1/plugins/{a}/faults")).await;
+    assert_eq!(faults.len(), 1, "{faults:#?}");
+    assert_eq!(
+        (faults[0]["kind"].as_str(), faults[0]["counted"].as_bool()),
+        (Some("files"), Some(true))
+    );
+
+    // Over the quota, nothing more may be written, but a file can be removed, and then there is room.
+    let more = fs_reply(&acme, &a, "write", "c.txt", &[("content", "more")]).await;
+    assert_eq!(more.status, 422, "{}", more.text);
+    assert_eq!(fs(&acme, &a, "remove", "b.bin", &[]).await, "ok:");
+    assert_eq!(fs(&acme, &a, "write", "c.txt", &[("content", "more")]).await, "ok:");
+    assert_eq!(fs(&acme, &a, "read", "c.txt", &[]).await, "ok:more");
+
+    // Globex has its own quota: acme's 600 KiB are not counted against it.
+    assert_eq!(fs(&globex, &b, "fill", "big.bin", &[("size", &kib(900))]).await, "ok:");
+
+    // Files and folders are counted too: twenty in all, and acme's plugin holds three (its folder, two files).
+    let mut refused = None;
+    for n in 0..25 {
+        let reply = fs_reply(&acme, &a, "write", &format!("f{n}.txt"), &[("content", "x")]).await;
+        if reply.status != 200 {
+            refused = Some((n, reply));
+            break;
+        }
+    }
+    let (n, reply) = refused.expect("the twenty-first file is refused");
+    assert_eq!(n, 17, "three were there: {}", reply.text);
+    assert!(reply.text.contains("quota of 20 files and folders"), "{}", reply.text);
+
+    // Deleting the plugin deletes its files.
+    let dir = app.files_dir.join(&acme_tenant).join(&a);
+    assert!(dir.join("a.bin").exists());
+    assert_eq!(acme.delete(&format!("/api/v1/plugins/{a}")).await.0, 204);
+    assert!(!dir.exists(), "{} stays after the plugin is deleted", dir.display());
+}
+
+/// Run the `files` guest's `fs` report once and answer the reply, whatever it is.
+async fn fs_reply(client: &Client, id: &str, op: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
     let mut params = json!({"op": op, "path": path});
     for (k, v) in extra {
         params[*k] = json!(v);
     }
-    let (rows, _) = run_report(client, id, "fs", params).await;
+    client
+        .send(
+            "POST",
+            &format!("/api/v1/plugin-reports/{id}/fs"),
+            common::Body::Json(json!({"params": params, "cursor": null})),
+        )
+        .await
+}
+
+/// Run the `files` guest's `fs` report once; returns its result cell (`ok:…` or `err:…`).
+async fn fs(client: &Client, id: &str, op: &str, path: &str, extra: &[(&str, &str)]) -> String {
+    let reply = fs_reply(client, id, op, path, extra).await;
+    assert_eq!(reply.status, 200, "{op} {path}: {}", reply.text);
+    let rows = text_rows(&reply.body);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0][0].as_str(), rows[0][1].as_str()), (op, path));
     rows[0][2].clone()
@@ -1289,8 +1447,27 @@ async fn plugin_files_stay_in_their_own_directory(app: &TestApp) {
         ),
     ];
     for (link, target, through) in &links {
-        // Making the link may be refused already; reading through it must be.
-        fs(&acme, &a, "symlink", link, &[("target", target.as_str())]).await;
+        // Making the link is refused inside the plugin, or the call that made it fails with a `files` fault
+        // and the link is removed; reading through it fails either way.
+        let made = fs_reply(&acme, &a, "symlink", link, &[("target", target.as_str())]).await;
+        if made.status == 200 {
+            let rows = text_rows(&made.body);
+            assert!(rows[0][2].starts_with("err:"), "a link was made: {}", made.text);
+        } else {
+            assert_eq!(
+                (made.status.as_u16(), made.code()),
+                (422, "report_failed"),
+                "{}",
+                made.text
+            );
+            assert!(made.text.contains("symbolic link"), "{}", made.text);
+        }
+        let on_host = app.files_dir.join(&acme_tenant).join(&a).join(link);
+        assert!(
+            std::fs::symlink_metadata(&on_host).is_err(),
+            "{} stays",
+            on_host.display()
+        );
         let read = fs(&acme, &a, "read-through", through, &[]).await;
         assert!(
             read.starts_with("err:"),

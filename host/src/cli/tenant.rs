@@ -261,10 +261,17 @@ pub(super) async fn tenant(config: &Config, command: TenantCommand) -> anyhow::R
                     "deleting {slug} removes every user, record and log entry of it for good; add --yes to confirm"
                 );
             }
-            lifecycle::delete_tenant(&db, &slug)
+            let id = lifecycle::delete_tenant(&db, &slug)
                 .await
                 .map_err(plain)
                 .with_context(|| format!("cannot delete {slug}"))?;
+            let files = crate::plugins::files::academy_dir(std::path::Path::new(&config.plugins.files_dir), &id)?;
+            crate::plugins::files::remove(&files).with_context(|| {
+                format!(
+                    "academy {slug} deleted, but its plugin files in {} stay",
+                    files.display()
+                )
+            })?;
             println!("academy {slug} deleted");
         }
     }

@@ -256,8 +256,11 @@ async fn update(
 }
 
 async fn remove(State(state): State<AppState>, operator: Operator, Path(slug): Path<String>) -> ApiResult<StatusCode> {
-    lifecycle::delete_tenant(&state.db, &slug).await?;
+    let id = lifecycle::delete_tenant(&state.db, &slug).await?;
     tracing::info!(tenant = %slug, operator = %operator.email, "tenant deleted by operator");
+    if let Err(e) = state.plugins.runtime().remove_files(&id, None) {
+        tracing::warn!(tenant = %slug, error = %format!("{e:#}"), "the deleted academy's plugin files stay");
+    }
     state.tenants.clear();
     Ok(StatusCode::NO_CONTENT)
 }

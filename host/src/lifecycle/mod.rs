@@ -334,9 +334,10 @@ pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> 
     Ok(after)
 }
 
-/// Delete an academy and every row it owns, children first, in one transaction. Nothing is audited: the
-/// audit log goes with the tenant (the deletion is logged by the process).
-pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<()> {
+/// Delete an academy and every row it owns, children first, in one transaction, and answer its id (the
+/// caller removes what it kept outside the database: its plugins' files). Nothing is audited: the audit
+/// log goes with the tenant (the deletion is logged by the process).
+pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<String> {
     let id = tenant_id(db, slug).await?;
     let mut tx = db.tenant(&id).begin_operator().await?;
     let tenant = load_tenant(&mut tx).await?;
@@ -348,7 +349,7 @@ pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<()> {
     tx.query("DELETE FROM tenants WHERE id = $1").execute(tx.conn()).await?;
     tx.commit().await?;
     tracing::info!(tenant = %tenant.slug, tenant_id = %tenant.id, "tenant deleted");
-    Ok(())
+    Ok(id)
 }
 
 /// Export an academy as one self-contained `tar.gz` (the format is described in `lifecycle/archive.rs`). Credentials are left

@@ -177,7 +177,7 @@ pub const TABLES: &[Table] = &[
     table("plugin_versions", &[id("id"), TENANT, r("plugin_id"), text("version"), text("manifest"), text("hash"), int("size"), text("imports"), int("faults"), int("created_at")], EXPORT_CLONE),
     table("plugin_kv", &[TENANT, r("plugin_id"), text("key"), bytes("value"), int("updated_at")], EXPORT),
     table("plugin_logs", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("level"), text("message")], PRIVATE),
-    table("plugin_faults", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("hook"), text("kind"), text("message"), int("elapsed_ms")], PRIVATE),
+    table("plugin_faults", &[id("id"), TENANT, r("plugin_id"), r("version_id"), int("at"), text("hook"), text("kind"), text("message"), int("elapsed_ms"), int("counted")], PRIVATE),
     table("notices", &[id("id"), TENANT, text("kind"), text("subject"), text("body"), text("target_type"), text("target_id"), int("created_at"), int("read_at")], EXPORT),
     // Notifications: the academy's sender settings and mail templates are configuration (cloned); the
     // outbox, messages and their delivery attempts are operational and may hold secret links (reset mails),

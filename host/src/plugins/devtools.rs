@@ -397,10 +397,11 @@ async fn run_test(
     let (outcome, output, error) = match result {
         Ok(output) => ("ok", serde_json::to_value(&output)?, None),
         Err(HookError::Plugin(m)) => ("plugin_error", Value::Null, Some(m)),
-        Err(HookError::Fault { kind, message }) => {
+        Err(HookError::Fault { kind, message, .. }) => {
             ("fault", Value::Null, Some(format!("{}: {message}", kind.as_str())))
         }
         Err(HookError::Unavailable(m)) => ("unavailable", Value::Null, Some(m)),
+        Err(HookError::Busy(busy)) => ("unavailable", Value::Null, Some(busy.to_string())),
     };
     let elapsed_ms = stats.elapsed.as_secs_f64() * 1000.0;
     db.close().await;
@@ -411,18 +412,23 @@ async fn run_test(
         "error": error,
         "measured": {
             "time_ms": (elapsed_ms * 1000.0).round() / 1000.0,
+            "fuel": stats.fuel,
+            "waited_for_turns_ms": stats.waited.as_secs_f64() * 1000.0,
+            "in_host_ms": stats.in_host.as_secs_f64() * 1000.0,
             "peak_memory_bytes": stats.peak_memory,
             "host_data_bytes": stats.host_data,
             "output_bytes": stats.output,
         },
         "limits": {
             "time_ms": limits.timeout_ms,
+            "fuel": limits.fuel(),
             "memory_bytes": limits.memory_bytes(),
             "host_data_bytes": limits.host_data_bytes(),
             "output_bytes": limits.output_bytes(),
         },
         "percent_of_limit": {
             "time": percent((elapsed_ms * 1000.0) as usize, limits.timeout_ms as usize * 1000),
+            "fuel": percent(stats.fuel as usize, limits.fuel() as usize),
             "memory": percent(stats.peak_memory, limits.memory_bytes()),
             "host_data": percent(stats.host_data, limits.host_data_bytes()),
             "output": percent(stats.output, limits.output_bytes()),

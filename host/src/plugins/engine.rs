@@ -1,5 +1,5 @@
-//! The one wasmtime engine: component model, pooling allocator with copy-on-write memory images, epoch
-//! interruption driven by a ticker thread, async calls.
+//! The one wasmtime engine: component model, pooling allocator with copy-on-write memory images, fuel
+//! metering, epoch interruption driven by a ticker thread, async calls.
 
 use crate::config::plugins::PluginSettings;
 use anyhow::Context;
@@ -55,6 +55,7 @@ impl PluginEngine {
             .wasm_component_model(true)
             .concurrency_support(false)
             .epoch_interruption(true)
+            .consume_fuel(true)
             .memory_init_cow(true)
             .max_wasm_stack(1024 * 1024)
             .async_stack_size(2 * 1024 * 1024)

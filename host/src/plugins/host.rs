@@ -167,8 +167,16 @@ impl PluginHost {
             .fetch_one(tx.conn())
             .await?
             .try_get(0)?;
-        let (component, artifact, _) = runtime
-            .compile(&bytes)
+        // Compiling takes seconds of a core: in the academy's compile share, off the async threads.
+        let _slot = self
+            .compiles
+            .acquire(tx.tenant_id())
+            .await
+            .map_err(|busy| LoadError::Broken(busy.to_string()))?;
+        let compiling = runtime.clone();
+        let (component, artifact, _) = tokio::task::spawn_blocking(move || compiling.compile(&bytes))
+            .await
+            .map_err(|e| LoadError::Broken(format!("compiling stored component {hash}: {e}")))?
             .map_err(|e| LoadError::Broken(format!("compiling stored component {hash}: {e:#}")))?;
         self.store_artifact(hash, &engine_key, &artifact).await?;
         Ok(component)
@@ -248,9 +256,13 @@ impl PluginHost {
         stats: &CallStats,
     ) -> Result<bool, sqlx::Error> {
         let fault = match result {
-            Err(HookError::Fault { kind, message }) => Some((kind.as_str(), message.as_str())),
+            Err(HookError::Fault { kind, message, counted }) => Some((kind.as_str(), message.as_str(), *counted)),
             _ => None,
         };
+        if matches!(result, Err(HookError::Busy(_))) {
+            // Nothing ran: nothing to record, and the plugin's record stands.
+            return Ok(false);
+        }
         let had_faults = stats.faults_before > 0 || fault.is_some();
         if stats.log.is_empty() && stats.log_dropped == 0 && fault.is_none() && !had_faults {
             return Ok(false);
@@ -279,10 +291,10 @@ impl PluginHost {
             .await?;
         }
         match fault {
-            Some((kind, message)) => {
+            Some((kind, message, counted)) => {
                 tx.query(
-                "INSERT INTO plugin_faults (id, tenant_id, plugin_id, version_id, at, hook, kind, message, elapsed_ms) \
-                 VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO plugin_faults (id, tenant_id, plugin_id, version_id, at, hook, kind, message, elapsed_ms, \
+                 counted) VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(new_id())
             .bind(loaded.plugin_id.clone())
@@ -292,12 +304,17 @@ impl PluginHost {
             .bind(kind)
             .bind(message.to_owned())
             .bind(stats.elapsed.as_millis() as i64)
+            .bind(i64::from(counted))
             .execute(tx.conn())
             .await?;
                 tx.query("UPDATE plugin_versions SET faults = faults + 1 WHERE tenant_id = $1 AND id = $2")
                     .bind(loaded.version_id.clone())
                     .execute(tx.conn())
                     .await?;
+                if !counted {
+                    tx.commit().await?;
+                    return Ok(false);
+                }
                 let count: i64 = tx
                     .query(
                         "UPDATE plugins SET consecutive_faults = consecutive_faults + 1 \

@@ -9,18 +9,20 @@
 
 use super::bindings::{branding, enrollment, notifications, reports};
 use super::engine::PluginEngine;
+use super::files;
 use super::host_api::{HostState, PluginSettingsView, Stop, View};
 use super::inspect::Inspection;
 use super::manifest::{CapSet, Capability, Kind, Manifest};
+use super::meter::{Meter, MeteredClock, TurnTaking, Turns};
 use super::output::{LogLine, LogSink, encoded_size};
 use crate::config::plugins::{Limits, PluginSettings};
 use crate::db::TenantDb;
+use crate::fair::{Busy, FairShare};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
@@ -119,7 +121,9 @@ pub enum HookOutput {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// It ran past its time limit.
+    /// It used up its compute budget (fuel: instructions, host calls and sleeps).
+    Cpu,
+    /// It ran past its wall-time limit.
     Timeout,
     /// It asked for more memory than its limit.
     Memory,
@@ -131,18 +135,22 @@ pub enum FaultKind {
     HostData,
     /// It called an interface that is not granted.
     NotGranted,
+    /// Its files went past the academy's quota, or it made a symbolic link.
+    Files,
 }
 
 impl FaultKind {
     /// The stored name.
     pub fn as_str(&self) -> &'static str {
         match self {
+            FaultKind::Cpu => "cpu",
             FaultKind::Timeout => "timeout",
             FaultKind::Memory => "memory",
             FaultKind::Trap => "trap",
             FaultKind::Output => "output",
             FaultKind::HostData => "host_data",
             FaultKind::NotGranted => "not_granted",
+            FaultKind::Files => "files",
         }
     }
 }
@@ -156,7 +164,13 @@ pub enum HookError {
         kind: FaultKind,
         /// Details.
         message: String,
+        /// Whether it counts toward disabling the plugin: not when the wall clock stopped a call the host
+        /// kept waiting (see [`super::meter::Meter::own_fault`]).
+        counted: bool,
     },
+    /// The host had no slot for the call within the wait bound; nothing ran, nothing is held against the
+    /// plugin.
+    Busy(Busy),
     /// The plugin answered with an error of its own.
     Plugin(String),
     /// The host could not run it (database, overload, a version that cannot be loaded).
@@ -166,7 +180,8 @@ pub enum HookError {
 impl std::fmt::Display for HookError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HookError::Fault { kind, message } => write!(f, "plugin fault ({}): {message}", kind.as_str()),
+            HookError::Fault { kind, message, .. } => write!(f, "plugin fault ({}): {message}", kind.as_str()),
+            HookError::Busy(busy) => write!(f, "the plugin did not run: {busy}"),
             HookError::Plugin(message) => write!(f, "the plugin answered with an error: {message}"),
             HookError::Unavailable(message) => write!(f, "the plugin could not run: {message}"),
         }
@@ -239,6 +254,12 @@ pub struct VersionSource {
 pub struct CallStats {
     /// Wall time.
     pub elapsed: Duration,
+    /// Fuel used (instructions, host calls and sleeps).
+    pub fuel: u64,
+    /// Time spent queueing for a turn to run.
+    pub waited: Duration,
+    /// Time spent in host calls.
+    pub in_host: Duration,
     /// Largest linear memory the instance reached, in bytes.
     pub peak_memory: usize,
     /// Bytes pulled through host calls.
@@ -264,7 +285,11 @@ pub struct Runtime {
     linkers: Mutex<HashMap<(Kind, CapSet), SharedLinker>>,
     components: Mutex<HashMap<String, Component>>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
-    permits: Semaphore,
+    /// Call slots of every kind but branding.
+    calls: FairShare,
+    /// Call slots kept for branding, which pages wait for.
+    page_calls: FairShare,
+    turns: Turns,
     files_root: PathBuf,
 }
 
@@ -273,9 +298,16 @@ impl Runtime {
     pub fn new(settings: PluginSettings) -> anyhow::Result<Runtime> {
         settings.validate().map_err(anyhow::Error::msg)?;
         let engine = PluginEngine::new(&settings)?;
+        let total = settings.max_concurrent_calls as usize;
+        let per_academy = (settings.max_calls_per_academy as usize).min(total);
+        let pages = (total / 4).max(1);
+        let wait = Duration::from_millis(settings.call_wait_ms.into());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Runtime {
             engine,
-            permits: Semaphore::new(settings.max_concurrent_calls as usize),
+            calls: FairShare::new("plugin calls", total.saturating_sub(pages).max(1), per_academy, wait),
+            page_calls: FairShare::new("branding plugin calls", pages, (per_academy / 4).max(1), wait / 10),
+            turns: Turns::new(cores),
             files_root: PathBuf::from(&settings.files_dir),
             settings,
             linkers: Mutex::new(HashMap::new()),
@@ -337,7 +369,7 @@ impl Runtime {
         let mut l: Linker<HostState> = Linker::new(self.engine.engine());
         wasmtime_wasi_io::add_to_linker_async(&mut l)?;
         clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(&mut l, HostState::clocks)?;
-        clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(&mut l, HostState::clocks)?;
+        clocks::monotonic_clock::add_to_linker::<HostState, MeteredClock>(&mut l, HostState::metered_clock)?;
         random::random::add_to_linker::<HostState, WasiRandom>(&mut l, |t| t.ctx().ctx.random())?;
         random::insecure::add_to_linker::<HostState, WasiRandom>(&mut l, |t| t.ctx().ctx.random())?;
         random::insecure_seed::add_to_linker::<HostState, WasiRandom>(&mut l, |t| t.ctx().ctx.random())?;
@@ -462,17 +494,34 @@ impl Runtime {
             loaded.tenant_id,
             "a plugin runs only for its own tenant"
         );
-        let Ok(_permit) = self.permits.acquire().await else {
-            return (
-                Err(HookError::Unavailable("the plugin runtime is shutting down".into())),
-                stats,
-            );
+        let slots = if loaded.kind == Kind::Branding {
+            &self.page_calls
+        } else {
+            &self.calls
+        };
+        let _slot = match slots.acquire(&loaded.tenant_id).await {
+            Ok(slot) => slot,
+            Err(busy) => return (Err(HookError::Busy(busy)), stats),
         };
         let log = LogSink::new(limits.log_bytes());
         let wasi = match self.wasi(loaded, &log) {
             Ok(wasi) => wasi,
             Err(e) => return (Err(HookError::Unavailable(format!("{e:#}"))), stats),
         };
+        let mut meter = Meter::new(&self.turns, &loaded.tenant_id, &limits);
+        if loaded.granted.has(Capability::Files) {
+            let quota = match files::academy_dir(&self.files_root, &loaded.tenant_id) {
+                Ok(dir) => {
+                    let (bytes, entries) = (self.settings.files_quota_bytes(), self.settings.files_max_entries);
+                    files::Quota::start(dir, bytes, entries.into()).await
+                }
+                Err(e) => Err(e),
+            };
+            match quota {
+                Ok(quota) => meter.files = Some(quota),
+                Err(e) => return (Err(HookError::Unavailable(format!("plugin files: {e:#}"))), stats),
+            }
+        }
         let state = HostState::new(
             db.clone(),
             loaded.plugin_id.clone(),
@@ -482,31 +531,67 @@ impl Runtime {
             limits,
             log.clone(),
             wasi,
+            meter,
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| s.limiter());
+        if let Err(e) = store.set_fuel(limits.fuel()) {
+            return (Err(HookError::Unavailable(format!("{e:#}"))), stats);
+        }
+        store.call_hook_async(TurnTaking);
         let started = Instant::now();
         let deadline = started + limits.timeout();
-        // Each tick the plugin yields to other tasks; past its deadline it traps.
-        store.epoch_deadline_callback(move |_| {
+        // Each tick the plugin gives its turn back and queues for the next; past its deadline it traps.
+        store.epoch_deadline_callback(move |mut store| {
             if Instant::now() >= deadline {
                 Err(wasmtime::Trap::Interrupt.into())
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::YieldCustom(1, store.data_mut().meter.next_turn()))
             }
         });
         store.set_epoch_deadline(1);
         // Host calls (a sleep, a slow query) do not see epochs; the whole call is also bounded here.
-        let outcome = tokio::time::timeout(limits.timeout(), dispatch(&mut store, &loaded.pre, call)).await;
+        let mut outcome = tokio::time::timeout(limits.timeout(), dispatch(&mut store, &loaded.pre, call)).await;
+        // What the call left in the academy's files is measured once more, whatever the call did.
+        if let Some(quota) = store.data_mut().meter.files.as_mut() {
+            let stop = match quota.check().await {
+                Ok(Ok(())) => None,
+                Ok(Err(message)) => Some(Stop::Files(message)),
+                Err(e) => Some(Stop::Host(format!("measuring the plugin's files: {e:#}"))),
+            };
+            if let Some(stop) = stop {
+                let state = store.data_mut();
+                state.stop.get_or_insert(stop);
+                outcome = Ok(Err(wasmtime::Error::msg("stopped by the host")));
+            }
+        }
         stats.elapsed = started.elapsed();
+        stats.fuel = limits.fuel().saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data();
         stats.peak_memory = state.peak_memory();
         stats.host_data = state.data_used;
+        stats.waited = state.meter.waited();
+        stats.in_host = state.meter.in_host();
+        let timed_out = || HookError::Fault {
+            kind: FaultKind::Timeout,
+            message: if state.meter.own_fault(stats.elapsed) {
+                format!("did not finish within {} ms", limits.timeout_ms)
+            } else {
+                format!(
+                    "did not finish within {} ms while the host kept it waiting ({} ms for a turn to run, {} ms in \
+                     host calls); not counted toward disabling the plugin",
+                    limits.timeout_ms,
+                    stats.waited.as_millis(),
+                    stats.in_host.as_millis()
+                )
+            },
+            counted: state.meter.own_fault(stats.elapsed),
+        };
         let result = match outcome {
-            Err(_) => Err(HookError::Fault {
-                kind: FaultKind::Timeout,
-                message: format!("did not finish within {} ms", limits.timeout_ms),
-            }),
+            Err(_) => Err(timed_out()),
+            Ok(Err(error)) if matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+                Err(timed_out())
+            }
             Ok(Err(error)) => Err(classify(&error, state, &limits)),
             Ok(Ok(Err(message))) => Err(HookError::Plugin(message)),
             Ok(Ok(Ok(output))) => {
@@ -519,6 +604,7 @@ impl Runtime {
                             stats.output.div_ceil(1024),
                             limits.output_kib
                         ),
+                        counted: true,
                     })
                 } else {
                     Ok(output)
@@ -530,7 +616,10 @@ impl Runtime {
         stats.log = lines;
         stats.log_dropped = dropped;
         stats.faults_before = match &result {
-            Err(HookError::Fault { .. }) => loaded.consecutive_faults.fetch_add(1, Ordering::Relaxed),
+            Err(HookError::Fault { counted: true, .. }) => loaded.consecutive_faults.fetch_add(1, Ordering::Relaxed),
+            Err(HookError::Fault { counted: false, .. } | HookError::Busy(_)) => {
+                loaded.consecutive_faults.load(Ordering::Relaxed)
+            }
             _ => loaded.consecutive_faults.swap(0, Ordering::Relaxed),
         };
         (result, stats)
@@ -550,14 +639,20 @@ impl Runtime {
         Ok(wasi.build())
     }
 
-    /// The private directory of one tenant's plugin (created on first use). Both parts are ids the host
-    /// generated; nothing from a request or a plugin reaches this path.
+    /// The private directory of one tenant's plugin (created on first use).
     pub fn files_dir(&self, tenant_id: &str, plugin_id: &str) -> anyhow::Result<PathBuf> {
-        let safe = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-        anyhow::ensure!(safe(tenant_id) && safe(plugin_id), "plugin directory ids must be UUIDs");
-        let dir = self.files_root.join(tenant_id).join(plugin_id);
+        let dir = files::plugin_dir(&self.files_root, tenant_id, plugin_id)?;
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
+    }
+
+    /// Remove the `files` directory of one plugin, or of all of an academy's plugins.
+    pub fn remove_files(&self, tenant_id: &str, plugin_id: Option<&str>) -> anyhow::Result<()> {
+        let dir = match plugin_id {
+            Some(plugin_id) => files::plugin_dir(&self.files_root, tenant_id, plugin_id)?,
+            None => files::academy_dir(&self.files_root, tenant_id)?,
+        };
+        Ok(files::remove(&dir)?)
     }
 }
 
@@ -635,10 +730,17 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits) -> Hook
             Stop::HostData(_) => HookError::Fault {
                 kind: FaultKind::HostData,
                 message: stop.to_string(),
+                counted: true,
             },
             Stop::NotGranted(_) => HookError::Fault {
                 kind: FaultKind::NotGranted,
                 message: stop.to_string(),
+                counted: true,
+            },
+            Stop::Files(message) => HookError::Fault {
+                kind: FaultKind::Files,
+                message: message.clone(),
+                counted: true,
             },
             Stop::Host(message) => HookError::Unavailable(message.clone()),
         };
@@ -647,22 +749,29 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits) -> Hook
         return HookError::Fault {
             kind: FaultKind::Memory,
             message: format!("tried to grow memory beyond the limit of {} MiB", limits.memory_mib),
+            counted: true,
         };
     }
     let text = format!("{error:#}");
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         return match trap {
-            wasmtime::Trap::Interrupt => HookError::Fault {
-                kind: FaultKind::Timeout,
-                message: format!("did not finish within {} ms", limits.timeout_ms),
+            wasmtime::Trap::OutOfFuel => HookError::Fault {
+                kind: FaultKind::Cpu,
+                message: format!(
+                    "used up its compute budget of {} million fuel (instructions, host calls and sleeps)",
+                    limits.fuel_millions
+                ),
+                counted: true,
             },
             wasmtime::Trap::StackOverflow => HookError::Fault {
                 kind: FaultKind::Trap,
                 message: "stack overflow".into(),
+                counted: true,
             },
             trap => HookError::Fault {
                 kind: FaultKind::Trap,
                 message: trap.to_string(),
+                counted: true,
             },
         };
     }
@@ -670,6 +779,7 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits) -> Hook
         return HookError::Fault {
             kind: FaultKind::NotGranted,
             message: format!("called an interface that is not granted: {}", first_line(&text)),
+            counted: true,
         };
     }
     if text.contains("concurrent") && text.contains("maximum") {
@@ -678,6 +788,7 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits) -> Hook
     HookError::Fault {
         kind: FaultKind::Trap,
         message: first_line(&text).to_owned(),
+        counted: true,
     }
 }
 

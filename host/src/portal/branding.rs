@@ -584,6 +584,7 @@ impl BrandingCache {
             return Ok(look);
         }
         let mut look = static_look(locales, tenant, academy, org_path, locale);
+        let mut answer_for = PLUGIN_ANSWER;
         for loaded in plugins.iter() {
             let context = hooks::Page {
                 page: page.to_owned(),
@@ -605,14 +606,18 @@ impl BrandingCache {
                         tracing::warn!(plugin = %loaded.plugin_id, refused = ?refused, "branding overrides refused");
                     }
                 }
-                // Recorded by the plugin host (log line or fault); the page keeps the static look.
+                // Recorded by the plugin host (log line or fault); the page keeps the static look. When the
+                // host was too busy to run the plugin, that look is kept only briefly.
                 Err(e) => {
+                    if matches!(e, crate::plugins::runtime::HookError::Busy(_)) {
+                        answer_for = STALE;
+                    }
                     tracing::debug!(plugin = %loaded.plugin_id, error = %e, "branding plugin failed; static theme used")
                 }
             }
         }
         let look = Arc::new(look);
-        self.looks.put(key, look.clone(), PLUGIN_ANSWER);
+        self.looks.put(key, look.clone(), answer_for);
         Ok(look)
     }
 }

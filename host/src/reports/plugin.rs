@@ -139,7 +139,7 @@ fn failed(loaded: &Loaded, doing: &str, error: HookError, timeout_ms: u32) -> Ru
                 "the report plugin {plugin} did not finish {doing} within its time limit of {timeout_ms} ms"
             ),
         },
-        HookError::Fault { kind, message } => RunError::Plugin {
+        HookError::Fault { kind, message, .. } => RunError::Plugin {
             status: StatusCode::BAD_GATEWAY,
             code: "report_plugin_failed",
             message: format!(
@@ -152,6 +152,7 @@ fn failed(loaded: &Loaded, doing: &str, error: HookError, timeout_ms: u32) -> Ru
             code: "report_plugin_failed",
             message: format!("the report plugin {plugin} answered {doing} with an error: {message}"),
         },
+        HookError::Busy(busy) => RunError::Api(busy.into()),
         HookError::Unavailable(message) => RunError::Plugin {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "report_plugin_unavailable",

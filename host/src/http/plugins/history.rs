@@ -88,6 +88,9 @@ pub struct FaultOut {
     kind: String,
     message: String,
     elapsed_ms: i64,
+    /// Whether it counts toward disabling the plugin: not when the wall clock stopped a call the host kept
+    /// waiting (other calls, the database).
+    counted: bool,
 }
 
 pub(super) async fn faults(
@@ -96,7 +99,7 @@ pub(super) async fn faults(
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<axum::Json<Page<FaultOut>>> {
-    let select = "SELECT id, at, version_id, hook, kind, message, elapsed_ms FROM plugin_faults";
+    let select = "SELECT id, at, version_id, hook, kind, message, elapsed_ms, counted FROM plugin_faults";
     let decode = |r: &sqlx::any::AnyRow| {
         Ok(FaultOut {
             id: r.try_get("id")?,
@@ -106,6 +109,7 @@ pub(super) async fn faults(
             kind: r.try_get("kind")?,
             message: r.try_get("message")?,
             elapsed_ms: r.try_get("elapsed_ms")?,
+            counted: r.try_get::<crate::db::Flag, _>("counted")?.0,
         })
     };
     history(&caller, &uri, &id, select, p, decode, |f| f.id.clone()).await

@@ -245,5 +245,8 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     .await?;
     tx.commit().await?;
     state.plugins.runtime().forget(&id);
+    if let Err(e) = state.plugins.runtime().remove_files(caller.db().tenant_id(), Some(&id)) {
+        tracing::warn!(plugin = %id, error = %format!("{e:#}"), "the deleted plugin's files stay");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

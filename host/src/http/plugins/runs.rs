@@ -34,7 +34,13 @@ pub(super) struct InvokeOut {
     error: Option<String>,
     /// The fault kind.
     fault: Option<String>,
+    /// Whether the fault counts toward disabling the plugin (not when the host kept the call waiting).
+    counted: Option<bool>,
     elapsed_us: u64,
+    /// Fuel used: about one unit per instruction, plus host calls and sleeps.
+    fuel: u64,
+    /// Time spent queueing for a turn to run.
+    waited_us: u64,
     peak_memory_bytes: usize,
     host_data_bytes: usize,
     output_bytes: usize,
@@ -42,10 +48,19 @@ pub(super) struct InvokeOut {
 }
 
 pub(super) fn invoke_out(result: Result<HookOutput, HookError>, stats: CallStats) -> InvokeOut {
+    let mut counted = None;
     let (outcome, output, error, fault) = match result {
         Ok(output) => ("ok", serde_json::to_value(&output).ok(), None, None),
         Err(HookError::Plugin(m)) => ("plugin_error", None, Some(m), None),
-        Err(HookError::Fault { kind, message }) => ("fault", None, Some(message), Some(kind.as_str().to_owned())),
+        Err(HookError::Fault {
+            kind,
+            message,
+            counted: c,
+        }) => {
+            counted = Some(c);
+            ("fault", None, Some(message), Some(kind.as_str().to_owned()))
+        }
+        Err(HookError::Busy(busy)) => ("unavailable", None, Some(busy.to_string()), None),
         Err(HookError::Unavailable(m)) => ("unavailable", None, Some(m), None),
     };
     InvokeOut {
@@ -53,7 +68,10 @@ pub(super) fn invoke_out(result: Result<HookOutput, HookError>, stats: CallStats
         output,
         error,
         fault,
+        counted,
         elapsed_us: stats.elapsed.as_micros() as u64,
+        fuel: stats.fuel,
+        waited_us: stats.waited.as_micros() as u64,
         peak_memory_bytes: stats.peak_memory,
         host_data_bytes: stats.host_data,
         output_bytes: stats.output,
@@ -94,6 +112,9 @@ pub(super) async fn invoke(
     }
     let view = caller_view(&caller, Permission::ReportsRead);
     let called = state.plugins.call(caller.db(), &loaded, view, call).await;
+    if let Err(HookError::Busy(busy)) = called.result {
+        return Err(busy.into());
+    }
     Ok(axum::Json(invoke_out(called.result, called.stats)))
 }
 
@@ -178,6 +199,7 @@ pub(super) async fn run_plugin_report(
     {
         Ok(rows) => Ok(axum::Json(json!({ "rows": rows.rows, "next": rows.next }))),
         Err(HookError::Plugin(message)) => Err(ApiError::rule("report_failed", None, message)),
+        Err(HookError::Busy(busy)) => Err(busy.into()),
         Err(e) => Err(ApiError::rule("report_failed", None, e.to_string())),
     }
 }

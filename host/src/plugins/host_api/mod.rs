@@ -176,6 +176,8 @@ pub enum Stop {
     HostData(usize),
     /// The plugin called an interface whose capability is not granted (any more).
     NotGranted(Capability),
+    /// The plugin's files went past its academy's quota, or it made a symbolic link (what was wrong).
+    Files(String),
     /// The host failed (database); not the plugin's fault.
     Host(String),
 }
@@ -185,6 +187,7 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::HostData(limit) => write!(f, "host data limit exceeded ({} KiB per call)", limit / 1024),
             Stop::NotGranted(cap) => write!(f, "the {cap} capability is not granted"),
+            Stop::Files(message) => f.write_str(message),
             Stop::Host(message) => write!(f, "host error: {message}"),
         }
     }
@@ -235,6 +238,7 @@ pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) stop: Option<Stop>,
+    pub(crate) meter: super::meter::Meter,
     field_types: Option<HashMap<String, String>>,
 }
 
@@ -250,6 +254,7 @@ impl HostState {
         limits: Limits,
         log: LogSink,
         wasi: WasiCtx,
+        meter: super::meter::Meter,
     ) -> HostState {
         let limiter = MemoryLimiter {
             memory: limits.memory_bytes(),
@@ -269,7 +274,19 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stop: None,
+            meter,
             field_types: None,
+        }
+    }
+
+    /// WASI's monotonic clock with this call's meter, which charges sleeps to the call's fuel.
+    pub(crate) fn metered_clock(&mut self) -> super::meter::MeteredClockView<'_> {
+        super::meter::MeteredClockView {
+            clocks: wasmtime_wasi::clocks::WasiClocksCtxView {
+                ctx: self.wasi.clocks(),
+                table: &mut self.table,
+            },
+            meter: &mut self.meter,
         }
     }
 

@@ -10,6 +10,8 @@
 //! | `list` | lists the directory `path` (names sorted, comma-separated) |
 //! | `symlink` | creates a symbolic link at `path` pointing to `target` (through the C library's `symlink`) |
 //! | `read-through` | reads `path`, which may be a symbolic link |
+//! | `fill` | writes `size` zero bytes to `path`, 64 KiB at a time |
+//! | `remove` | removes the file `path` |
 //!
 //! The one row's `result` is `ok:<content or listing>` (`ok:` after a write or a link) or
 //! `err:<error>`. Failures are rows, never a failed run.
@@ -34,6 +36,24 @@ fn perform(op: &str, path: &str, params: &Params) -> Result<String, String> {
             names.sort();
             Ok(names.join(","))
         }
+        "fill" => {
+            use std::io::Write;
+            let size: usize = params
+                .get("size")
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| format!("size: {e}"))?;
+            let mut file = fs::File::create(path).map_err(err)?;
+            let chunk = vec![0u8; 64 * 1024];
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                file.write_all(&chunk[..n]).map_err(err)?;
+                left -= n;
+            }
+            Ok(String::new())
+        }
+        "remove" => fs::remove_file(path).map(|()| String::new()).map_err(err),
         "symlink" => symlink(params.get("target").unwrap_or_default(), path).map(|()| String::new()),
         other => Err(format!("unknown op `{other}`")),
     }
