@@ -23,6 +23,7 @@ scenarios!(
     a_forgotten_password_is_reset_through_the_forms,
     a_quiz_is_answered_and_its_certificate_checked_by_anyone,
     an_invitation_link_signs_up_and_waits_for_approval,
+    a_claimed_domain_signs_up_once_the_address_is_confirmed,
 );
 
 const PASSWORD: &str = "a-long-enough-password";
@@ -984,4 +985,66 @@ async fn an_invitation_link_signs_up_and_waits_for_approval(app: &TestApp) {
     assert_eq!(reply.status, 422, "{}", reply.html);
     assert!(reply.has("by invitation only"), "{}", reply.html);
     assert_eq!(users_with_email(app, other).await, 0);
+}
+
+/// Signing up with an address of a claimed domain through the form: a page says to check the mail, nobody is
+/// signed in and no account exists; the mail's link opens a page with one button (opening it changes
+/// nothing), and pressing it creates the account in the domain's organization and signs in.
+async fn a_claimed_domain_signs_up_once_the_address_is_confirmed(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    set_settings(&admin, json!({"signup": "domain", "signup_requires_approval": false})).await;
+    let (_, orgs) = admin.get("/api/v1/orgs?limit=500").await;
+    let org = orgs["items"][0]["id"].as_str().expect("an organization").to_owned();
+    let (status, claim) = admin
+        .put(
+            &format!("/api/v1/orgs/{org}/domains/form-corp.com"),
+            json!({"hold": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{claim}");
+
+    let mut browser = Browser::new(app, "acme");
+    let email = "dana@form-corp.com";
+    let reply = browser
+        .submit(
+            "/signup",
+            "signup",
+            &[("name", "Dana Domain"), ("email", email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.html);
+    assert!(reply.has("we have sent a link"), "{}", reply.html);
+    assert!(
+        browser.session().is_none(),
+        "signed in before the address was confirmed"
+    );
+    assert_eq!(users_with_email(app, email).await, 0);
+
+    let mail = app.mail.wait_for(1, WAIT).await;
+    let text = mail[0].text();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/signup/verify/"))
+        .unwrap_or_else(|| panic!("no link in:\n{text}"));
+    let path = &link[link.find("/signup/verify/").expect("the path")..];
+    let page = browser.get(path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert_eq!(
+        users_with_email(app, email).await,
+        0,
+        "opening the link created the account"
+    );
+
+    let reply = browser.submit(path, "signup-verify", &[]).await;
+    let to = redirected(&reply, "confirming the address");
+    assert!(to.starts_with("/learn"), "after confirming: {to}");
+    assert!(browser.session().is_some(), "confirming did not sign in");
+    assert_eq!(users_with_email(app, email).await, 1);
+    let (_, members) = admin.get(&format!("/api/v1/orgs/{org}/members?direct=true")).await;
+    assert!(members.to_string().contains(email), "{members}");
+
+    // The link works once: a second press shows why it does not any more.
+    let again = browser.submit(path, "signup-verify", &[]).await;
+    assert_eq!(again.status, 400, "{}", again.html);
+    assert!(again.has("used already or has expired"), "{}", again.html);
 }

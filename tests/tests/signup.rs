@@ -24,8 +24,45 @@ fn person(email: &str) -> Value {
     json!({"email": email, "name": "New Person", "password": PASSWORD})
 }
 
+/// Sign up; a sign-up that waits for its address to be confirmed (202) is confirmed through the link in its
+/// mail, and the answer is the confirmation's.
 async fn sign_up(app: &TestApp, slug: &str, body: Value) -> Reply {
-    app.visitor(slug).send("POST", "/api/v1/signup", Body::Json(body)).await
+    let address = body["email"].as_str().unwrap_or_default().to_owned();
+    let before = app.mail.messages_to(&address).len();
+    let reply = app.visitor(slug).send("POST", "/api/v1/signup", Body::Json(body)).await;
+    if reply.status != 202 {
+        return reply;
+    }
+    assert_eq!(reply.body["status"], "unverified", "{}", reply.text);
+    let token = verification_token(app, &address, before).await;
+    confirm(app, slug, &token).await
+}
+
+/// The token of the confirmation link in the mail to `address` after the first `before` ones.
+async fn verification_token(app: &TestApp, address: &str, before: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mails = app.mail.messages_to(address);
+        if let Some(mail) = mails.get(before) {
+            let text = mail.text();
+            let link = text
+                .split_whitespace()
+                .find(|w| w.contains("/signup/verify/"))
+                .unwrap_or_else(|| panic!("no confirmation link in the mail:\n{text}"));
+            return link.rsplit('/').next().unwrap_or_default().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no confirmation mail to {address}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn confirm(app: &TestApp, slug: &str, token: &str) -> Reply {
+    app.visitor(slug)
+        .send("POST", "/api/v1/signup/verify", Body::Json(json!({"token": token})))
+        .await
 }
 
 async fn users_with_email(app: &TestApp, email: &str) -> i64 {
@@ -92,8 +129,40 @@ async fn claimed_domains_place_sign_ups(app: &TestApp) {
     assert_eq!(status, 200);
     assert_eq!(mine[0]["domain"], "north-corp.com", "{mine}");
 
-    // A claimed domain places the newcomer in its organization and signs them in.
-    let reply = sign_up(app, "acme", person("Ann@North-Corp.com")).await;
+    // A claimed domain places the newcomer only once the address is proven: until the link in the mail is
+    // used there is no account, and the link works once.
+    let waiting = app
+        .visitor("acme")
+        .send("POST", "/api/v1/signup", Body::Json(person("Ann@North-Corp.com")))
+        .await;
+    assert_eq!(
+        (waiting.status.as_u16(), waiting.body["status"].as_str()),
+        (202, Some("unverified")),
+        "{}",
+        waiting.text
+    );
+    assert!(waiting.session_cookie().is_none());
+    assert_eq!(users_with_email(app, "ann@north-corp.com").await, 0);
+    let token = verification_token(app, "ann@north-corp.com", 0).await;
+    let mail = &app.mail.messages_to("ann@north-corp.com")[0];
+    assert!(
+        mail.subject().contains("Confirm your e-mail address"),
+        "{}",
+        mail.subject()
+    );
+    let wrong = confirm(app, "acme", "not-the-token").await;
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.code()),
+        (400, "verification_link_invalid"),
+        "{}",
+        wrong.text
+    );
+    // The link is the academy's: on another academy it names nothing.
+    let elsewhere = confirm(app, "globex", &token).await;
+    assert_eq!(elsewhere.code(), "verification_link_invalid", "{}", elsewhere.text);
+    assert_eq!(users_with_email(app, "ann@north-corp.com").await, 0);
+    // The confirmation signs the newcomer in, in the organization of the domain.
+    let reply = confirm(app, "acme", &token).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["status"], "active");
     assert_eq!(reply.body["org_id"], north.as_str());
@@ -104,6 +173,13 @@ async fn claimed_domains_place_sign_ups(app: &TestApp) {
     let (status, me) = ann.get("/api/v1/me").await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["email"], "ann@north-corp.com");
+    let again = confirm(app, "acme", &token).await;
+    assert_eq!(
+        again.code(),
+        "verification_link_invalid",
+        "a link works once: {}",
+        again.text
+    );
     let (_, members) = admin.get(&format!("/api/v1/orgs/{north}/members?direct=true")).await;
     assert!(
         members["items"]

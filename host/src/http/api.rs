@@ -32,6 +32,8 @@ pub struct Op {
     response: Option<Value>,
     response_type: &'static str,
     status: u16,
+    /// Another success status with the same body (a sign-up that waits answers 202 instead of 201).
+    also: Option<u16>,
 }
 
 impl Op {
@@ -49,6 +51,7 @@ impl Op {
             response: None,
             response_type: "application/json",
             status: 200,
+            also: None,
         }
     }
     /// A GET operation.
@@ -89,6 +92,11 @@ impl Op {
     /// The success status.
     pub fn status(mut self, status: u16) -> Op {
         self.status = status;
+        self
+    }
+    /// Another success status it may answer, with the same body.
+    pub fn also(mut self, status: u16) -> Op {
+        self.also = Some(status);
         self
     }
     /// A non-JSON request body (e.g. an archive).
@@ -254,6 +262,9 @@ fn describe(op: &Op) -> Value {
         Some(schema) => json!({"description": "success", "content": {op.response_type: {"schema": schema}}}),
         None => json!({"description": "success"}),
     };
+    if let Some(also) = op.also {
+        responses.insert(also.to_string(), ok.clone());
+    }
     responses.insert(op.status.to_string(), ok);
     let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     for code in ["400", "401", "403", "404", "409", "422"] {

@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/signup", get(signup_form).post(signup))
+        .route("/signup/verify/{token}", get(verify_form).post(verify))
         .route("/password-reset", get(reset_form).post(reset_request))
         .route("/password-reset/{token}", get(reset_confirm_form).post(reset_confirm))
         .route("/profile", get(profile).post(save_profile))
@@ -197,6 +198,38 @@ async fn signup(State(state): State<AppState>, form: Posted) -> Response {
             );
             visit
                 .render_status(&state, status_of(&e), "signup", "account/signup", data)
+                .await
+        }
+    }
+}
+
+/// The page a confirmation link opens: one button, so that a mail scanner following the link confirms
+/// nothing.
+async fn verify_form(State(state): State<AppState>, visit: Visit, Path(token): Path<String>) -> Response {
+    let data = json!({ "action": format!("/signup/verify/{}", seg(&token)), "error": null });
+    visit.render(&state, "signup", "account/signup_verify", data).await
+}
+
+async fn verify(State(state): State<AppState>, Path(token): Path<String>, form: Posted) -> Response {
+    let visit = &form.visit;
+    let body = json!({ "token": token });
+    match visit
+        .api(&state, Method::POST, "/api/v1/signup/verify", Some(body))
+        .await
+    {
+        Ok(reply) => {
+            if reply.body["signed_in"] == json!(true) {
+                let mut response = visit.done("/learn", "done.signed_up");
+                pass_cookies(&mut response, &reply.headers);
+                return response;
+            }
+            let data = json!({ "status": reply.body["status"], "message": reply.body["message"] });
+            visit.render(&state, "signup", "account/signup_done", data).await
+        }
+        Err(e) => {
+            let data = json!({ "action": format!("/signup/verify/{}", seg(&token)), "error": error_value(&state, &e) });
+            visit
+                .render_status(&state, status_of(&e), "signup", "account/signup_verify", data)
                 .await
         }
     }

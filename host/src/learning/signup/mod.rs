@@ -61,6 +61,9 @@ pub enum Error {
     /// The sign-up was decided already.
     #[error("{0}")]
     NotPending(String),
+    /// An address-confirmation link that is unknown, used or expired.
+    #[error("this confirmation link is not valid: it was used already or has expired; sign up again to get a new one")]
+    VerificationInvalid,
     /// The directory refused something (a field, a member limit, an organization out of reach).
     #[error(transparent)]
     Directory(#[from] crate::directory::Error),
@@ -128,6 +131,11 @@ impl From<Error> for ApiError {
             Error::EmailTaken => ApiError::duplicate("email", message),
             Error::Refused(reason) => ApiError::rule("signup_refused", None, reason),
             Error::NotPending(message) => ApiError::rule("signup_not_pending", None, message),
+            Error::VerificationInvalid => ApiError::BadRequest {
+                code: "verification_link_invalid",
+                message,
+                field: Some("token".into()),
+            },
             Error::Directory(e) => e.into(),
             Error::Busy(busy) => busy.into(),
             Error::Internal(e) => ApiError::Internal(e),

@@ -8,6 +8,10 @@
 //!    up meanwhile), then the account, its membership, the invitation use, the sign-up record, the audit entry,
 //!    what the rules do about it and, when it needs no approval and a licence seat is free, a session;
 //! 5. the enrollment plugins act on what committed.
+//!
+//! A sign-up placed by its e-mail's claimed domain is trusted only once the address is proven: after step 1
+//! the form (the password as its hash) waits in `signup_verifications` and a link goes to the address
+//! ([`SignUp::Verify`]); using the link ([`verify`]) goes on with step 2 as if the form had just arrived.
 
 use super::{Error, Placement, Result, hold_reason, invitations, place, seats};
 use crate::audit::{Change, record};
@@ -21,6 +25,7 @@ use crate::plugins::host::PluginHost;
 use crate::tenancy::Tenant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sqlx::Row;
 
 /// A sign-up form.
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -42,8 +47,10 @@ pub struct SignupBody {
 /// The outcome of a sign-up.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SignupOut {
-    user_id: String,
-    /// `active` (signed in, unless no licence seat is free) or `pending` (awaits approval).
+    /// The new account; none while the address waits to be confirmed.
+    user_id: Option<String>,
+    /// `active` (signed in, unless no licence seat is free), `pending` (awaits approval) or `unverified`
+    /// (a link to confirm the address was sent; no account exists yet).
     status: String,
     /// The organization the account was placed in.
     org_id: Option<String>,
@@ -70,6 +77,34 @@ pub struct SignedUp {
     /// The `Set-Cookie` value of the session started, if one was.
     pub cookie: Option<String>,
 }
+
+/// What a sign-up led to.
+pub enum SignUp {
+    /// It was decided: an account, or a refusal (as an error).
+    Done(SignedUp),
+    /// It waits for its address to be confirmed: the link's secret goes to the address, nowhere else.
+    Verify(Verification),
+}
+
+/// A sign-up waiting for its address to be confirmed.
+pub struct Verification {
+    /// The answer.
+    pub out: SignupOut,
+    /// The link's secret (only its hash is stored); `None` when mails to this address are throttled.
+    pub token: Option<String>,
+    /// To whom.
+    pub email: String,
+    /// Their name.
+    pub name: String,
+    /// Their language, if they chose one.
+    pub locale: Option<String>,
+}
+
+/// How long a confirmation link works.
+pub const VERIFY_LINK_MS: i64 = 24 * 60 * 60 * 1000;
+/// Confirmation mails to one address within [`VERIFY_WINDOW_MS`].
+const VERIFY_MAILS_PER_WINDOW: i64 = 3;
+const VERIFY_WINDOW_MS: i64 = 60 * 60 * 1000;
 
 /// Check the form and where it lands, reading only.
 pub async fn check(db: &TenantDb, tenant: &Tenant, req: SignupBody) -> Result<Checked> {
@@ -111,7 +146,8 @@ pub async fn check(db: &TenantDb, tenant: &Tenant, req: SignupBody) -> Result<Ch
     })
 }
 
-/// The whole sign-up: check, ask the plugins, refuse or admit, let the plugins act on what committed.
+/// The whole sign-up: check; when the claimed domain placed it, wait for the address to be confirmed;
+/// otherwise go on ([`decide`]).
 pub async fn sign_up(
     db: &TenantDb,
     config: &Config,
@@ -119,9 +155,140 @@ pub async fn sign_up(
     tenant: &Tenant,
     req: SignupBody,
     request_id: Option<String>,
-) -> Result<SignedUp> {
+) -> Result<SignUp> {
     let checked = check(db, tenant, req).await?;
     let hash = password::hash(&tenant.id, checked.password.clone()).await?;
+    if checked.placement.via == super::Via::Domain {
+        return Ok(SignUp::Verify(await_verification(db, checked, hash).await?));
+    }
+    Ok(SignUp::Done(
+        decide(db, config, plugins, tenant, checked, hash, request_id).await?,
+    ))
+}
+
+/// Keep the checked form until its address is confirmed, and make the link (at most
+/// [`VERIFY_MAILS_PER_WINDOW`] an hour to one address; past that the answer is the same and no mail goes).
+async fn await_verification(db: &TenantDb, checked: Checked, hash: String) -> Result<Verification> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    tx.query("DELETE FROM signup_verifications WHERE tenant_id = $1 AND expires_at < $2 AND created_at < $2")
+        .bind(now - VERIFY_WINDOW_MS)
+        .execute(tx.conn())
+        .await?;
+    let sent: i64 = tx
+        .query("SELECT COUNT(*) FROM signup_verifications WHERE tenant_id = $1 AND email = $2 AND created_at > $3")
+        .bind(checked.email.clone())
+        .bind(now - VERIFY_WINDOW_MS)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?;
+    let token = if sent < VERIFY_MAILS_PER_WINDOW {
+        let token = crate::auth::random_secret();
+        tx.query(
+            "INSERT INTO signup_verifications (id, tenant_id, token_hash, email, name, locale, profile, password_hash, \
+             created_at, expires_at) VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(crate::auth::secret_hash(&token))
+        .bind(checked.email.clone())
+        .bind(checked.name.clone())
+        .bind(checked.locale.clone())
+        .bind(Value::Object(checked.profile.clone()).to_string())
+        .bind(hash)
+        .bind(now)
+        .bind(now + VERIFY_LINK_MS)
+        .execute(tx.conn())
+        .await?;
+        Some(token)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(Verification {
+        out: SignupOut {
+            user_id: None,
+            status: "unverified".into(),
+            org_id: None,
+            signed_in: false,
+            message: "a link to confirm your e-mail address is on its way; your account is created when you use it \
+                      (within 24 hours)"
+                .into(),
+        },
+        token,
+        email: checked.email,
+        name: checked.name,
+        locale: checked.locale,
+    })
+}
+
+/// Use a confirmation link: the waiting sign-up goes on as if its form had just arrived (placed again, the
+/// plugins asked, admitted or refused). The link works once.
+pub async fn verify(
+    db: &TenantDb,
+    config: &Config,
+    plugins: &PluginHost,
+    tenant: &Tenant,
+    token: &str,
+    request_id: Option<String>,
+) -> Result<SignedUp> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let row = tx
+        .query(
+            "SELECT id, email, name, locale, profile, password_hash FROM signup_verifications \
+             WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3",
+        )
+        .bind(crate::auth::secret_hash(token.trim()))
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(Error::VerificationInvalid)?;
+    let email: String = row.try_get("email")?;
+    // The link is spent whatever comes of it, and so are the other links to this address.
+    tx.query("DELETE FROM signup_verifications WHERE tenant_id = $1 AND email = $2")
+        .bind(email.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let profile: String = row.try_get("profile")?;
+    let profile = match serde_json::from_str(&profile) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let mut read = db.begin_read().await?;
+    let placement = place(&mut read, &tenant.settings, &email, None).await?;
+    read.commit().await?;
+    let checked = Checked {
+        email,
+        name: row.try_get("name")?,
+        locale: row.try_get("locale")?,
+        profile,
+        token: None,
+        password: String::new(),
+        placement,
+    };
+    decide(
+        db,
+        config,
+        plugins,
+        tenant,
+        checked,
+        row.try_get("password_hash")?,
+        request_id,
+    )
+    .await
+}
+
+/// Ask the plugins, refuse or admit, let the plugins act on what committed.
+async fn decide(
+    db: &TenantDb,
+    config: &Config,
+    plugins: &PluginHost,
+    tenant: &Tenant,
+    checked: Checked,
+    hash: String,
+    request_id: Option<String>,
+) -> Result<SignedUp> {
     // Plugins may take their time: no transaction is open while they run.
     let verdict = automation::decide_signup(
         plugins,
@@ -311,7 +478,7 @@ async fn admit(
         }
     };
     let out = SignupOut {
-        user_id,
+        user_id: Some(user_id),
         status: status.to_owned(),
         org_id: placement.org.map(|o| o.id),
         signed_in: cookie.is_some(),
