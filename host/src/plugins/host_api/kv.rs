@@ -1,10 +1,20 @@
 //! `kv`: the plugin's own key-value store, in the academy's database.
 
-use super::{HostState, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
-use crate::db::{Sql, now_ms};
+use super::{HostState, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE, Stop};
+use crate::db::{Backend, Sql, now_ms};
+use crate::fair::FairShare;
 use crate::plugins::bindings::kv;
 use crate::plugins::manifest::Capability;
 use sqlx::Row;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Writes to plugin key-value stores in progress at once, across the process and per academy. Each is a
+/// write transaction (on SQLite it holds the database's one write lock), so one academy's flood of writes
+/// waits in its own queue of one and does not take the writer from the others. A write that cannot start
+/// within a second is answered "busy" to the plugin, which may try again.
+static KV_WRITES: LazyLock<FairShare> =
+    LazyLock::new(|| FairShare::new("plugin key-value writes", 4, 1, Duration::from_secs(1)));
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
@@ -35,8 +45,19 @@ impl kv::Host for HostState {
         if value.len() > KV_MAX_VALUE {
             return Ok(Err(format!("values are at most {} KiB", KV_MAX_VALUE / 1024)));
         }
+        let Ok(_turn) = KV_WRITES.acquire(self.db.tenant_id()).await else {
+            return Ok(Err("the key-value store is busy; try again later".into()));
+        };
         let result: Result<Result<(), String>, sqlx::Error> = async {
             let mut tx = self.db.begin().await?;
+            if tx.backend() == Backend::Postgres {
+                // Writes of one plugin take turns, so that concurrent calls cannot both pass the key quota
+                // (SQLite's writers already take turns).
+                tx.query("SELECT 1 FROM plugins WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+                    .bind(self.plugin_id.clone())
+                    .fetch_optional(tx.conn())
+                    .await?;
+            }
             let exists = tx
                 .query("SELECT 1 FROM plugin_kv WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3")
                 .bind(self.plugin_id.clone())
@@ -75,6 +96,10 @@ impl kv::Host for HostState {
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         self.require(Capability::Kv)?;
         self.charge(key.len())?;
+        let Ok(_turn) = KV_WRITES.acquire(self.db.tenant_id()).await else {
+            // `delete` has no error to answer: the call stops, as when the database does not answer.
+            return Err(self.halt(Stop::Host("the key-value store is busy".into())));
+        };
         let result = async {
             let mut tx = self.db.begin().await?;
             tx.query("DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3")
