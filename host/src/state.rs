@@ -30,6 +30,8 @@ pub struct AppState {
     pub portal: Arc<crate::portal::Portal>,
     /// What running reports needs: the report plugins and the reports kept for their later JSON pages.
     pub reports: crate::reports::Runner,
+    /// Requests in progress, in fair shares per academy.
+    pub requests: Arc<crate::fair::FairShare>,
 }
 
 impl AppState {
@@ -42,7 +44,14 @@ impl AppState {
         let portal = crate::portal::Portal::new(&config.themes_dir)
             .unwrap_or_else(|e| panic!("the portal's default theme is broken: {e:#}"));
         let plugins = Arc::new(crate::plugins::host::PluginHost::new(Arc::new(plugins), db.clone()));
+        let requests = crate::fair::FairShare::new(
+            "requests",
+            config.max_requests as usize,
+            config.max_requests_per_academy.min(config.max_requests) as usize,
+            std::time::Duration::from_millis(config.request_wait_ms.into()),
+        );
         AppState {
+            requests: Arc::new(requests),
             reports: crate::reports::Runner {
                 plugins: plugins.clone(),
                 snapshots: Arc::default(),

@@ -14,6 +14,14 @@ scenarios!(
 
 scenarios!(with behind_a_proxy => a_burst_of_guesses_gets_no_more_checks_than_the_limit);
 
+scenarios!(with two_requests_each => an_academys_requests_wait_in_their_own_share);
+
+/// Two requests of one academy in progress at once, a fifth of a second's wait for a turn.
+fn two_requests_each(config: &mut aula::config::Config) {
+    config.max_requests_per_academy = 2;
+    config.request_wait_ms = 200;
+}
+
 /// The host behind a proxy it trusts: the client address is the last `X-Forwarded-For` entry.
 fn behind_a_proxy(config: &mut aula::config::Config) {
     config.trust_forwarded_host = true;
@@ -356,4 +364,65 @@ async fn a_burst_of_guesses_gets_no_more_checks_than_the_limit(app: &TestApp) {
     assert_eq!(status, 429, "{reply}");
     let (status, reply, _) = attempt("noah.north@acme.test".into(), password.into(), "192.0.2.45".into()).await;
     assert_eq!(status, 200, "{reply}");
+}
+
+/// Requests of one academy take turns in a share of their own: with acme's two turns held by requests whose
+/// bodies never come, acme's next request is answered `429` with `Retry-After` after the wait, while globex,
+/// the platform and the probes answer at once; once the held requests go, acme answers again.
+async fn an_academys_requests_wait_in_their_own_share(app: &TestApp) {
+    use tokio::io::AsyncWriteExt;
+    let acme = app.tenant_host("acme");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+        let head = format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: {acme}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.expect("write");
+        held.push(socket);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    let (status, reply, headers) = raw(app, &acme, "GET", "/login", &[], None).await;
+    assert_eq!(status, 429, "{reply}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "answered before the wait"
+    );
+    assert_eq!(reply["error"]["code"], "too_many_attempts", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("requests"),
+        "{reply}"
+    );
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+
+    // Another academy, the platform and the probes are not held up.
+    let (globex, platform) = (app.tenant_host("globex"), app.platform_host());
+    for (host, path) in [(globex.as_str(), "/login"), (platform.as_str(), "/api/openapi.json")] {
+        let started = std::time::Instant::now();
+        let (status, reply, _) = raw(app, host, "GET", path, &[], None).await;
+        assert_eq!(status, 200, "{host}{path}: {reply}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(200),
+            "{host}{path} waited"
+        );
+    }
+    let (status, _, _) = raw(app, &acme, "GET", "/healthz", &[], None).await;
+    assert_eq!(status, 200);
+
+    drop(held);
+    let mut answered = 0;
+    for _ in 0..50 {
+        let (status, _, _) = raw(app, &acme, "GET", "/login", &[], None).await;
+        if status == 200 {
+            answered += 1;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, 1, "acme answers again once its requests are gone");
 }

@@ -72,6 +72,9 @@ fn stingy(config: &mut Config) {
 /// Short calls, and a plugin disabled after three faults in a row.
 fn three_strikes(config: &mut Config) {
     config.plugins.limits.enrollment.timeout_ms = 300;
+    // Fuel for about a tenth of that time at a spinning loop's pace: `loop` is a counted `cpu` fault, not a
+    // timeout (which would not count).
+    config.plugins.limits.enrollment.fuel_millions = 1000;
     config.plugins.fault_limit = 3;
 }
 

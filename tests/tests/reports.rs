@@ -1810,6 +1810,7 @@ async fn plugin_reports_fail_closed(app: &TestApp) {
         .expect("faults")
         .iter()
         .filter(|f| f["kind"] == "timeout" && f["hook"] == "run-report")
+        .inspect(|f| assert_eq!(f["counted"], false, "a timeout does not count toward disabling: {f}"))
         .count();
     assert_eq!(timeouts, 3, "each timed-out run is a recorded fault: {faults}");
     let (_, after) = admin.get(&format!("/api/v1/plugins/{plugin}")).await;

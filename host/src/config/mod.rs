@@ -103,6 +103,13 @@ pub struct Config {
     pub login_max_failures: i64,
     /// The failed-login window in seconds.
     pub login_window_secs: i64,
+    /// Requests of one academy (by the host they name) in progress at once; more wait their turn.
+    pub max_requests_per_academy: u32,
+    /// Requests in progress at once for the whole process.
+    pub max_requests: u32,
+    /// How long a request waits for its turn before it is answered `429` (its academy's share is full) or
+    /// `503` (the host's is).
+    pub request_wait_ms: u32,
     /// How long an authenticated caller is reused without looking the credential up again (0: never).
     /// Changes made through this process clear it at once; other replicas see them within this time.
     pub auth_cache_ms: u64,
@@ -135,6 +142,9 @@ impl Default for Config {
             themes_dir: "aula-themes".into(),
             login_max_failures: 5,
             login_window_secs: 900,
+            max_requests_per_academy: 32,
+            max_requests: 512,
+            request_wait_ms: 10_000,
             auth_cache_ms: 2000,
             plugins: Default::default(),
             mail: Default::default(),
@@ -238,6 +248,15 @@ impl Config {
 
     /// Check the settings, naming the key at fault.
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_requests == 0 || self.max_requests > 100_000 {
+            return Err("max_requests must be 1–100000".into());
+        }
+        if self.max_requests_per_academy == 0 {
+            return Err("max_requests_per_academy must be at least 1 (it is capped at max_requests)".into());
+        }
+        if self.request_wait_ms == 0 || self.request_wait_ms > 600_000 {
+            return Err("request_wait_ms must be 1–600000".into());
+        }
         self.plugins.validate()?;
         self.mail.validate()?;
         self.notifications.validate()?;

@@ -93,6 +93,7 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), forget_callers_on_write))
+        .layer(middleware::from_fn_with_state(state.clone(), take_turns))
         .layer(middleware::from_fn(track_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -119,6 +120,26 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every request but the probes runs in its academy's share of the requests in progress (the platform's
+/// host and hosts that name no academy have a share each): one academy's flood of requests waits in its own
+/// queue, and is answered `429` past the wait, instead of taking the server's time from the others.
+async fn take_turns(axum::extract::State(state): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let share = match crate::auth::extract::host_tenant(&parts, &state).await {
+        Ok(crate::tenancy::HostTenant::Tenant(tenant)) => tenant.id,
+        Ok(crate::tenancy::HostTenant::Platform) => "platform".to_owned(),
+        Ok(crate::tenancy::HostTenant::Unknown) | Err(_) => "unknown hosts".to_owned(),
+    };
+    let _turn = match state.requests.acquire(&share).await {
+        Ok(turn) => turn,
+        Err(busy) => return axum::response::IntoResponse::into_response(crate::error::ApiError::from(busy)),
+    };
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Any successful change may have touched what authentication depends on (a token, a grant, a user's

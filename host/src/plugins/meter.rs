@@ -9,9 +9,9 @@
 //!   the turn back whenever it enters the host (a database query, a sleep) and at every epoch tick, and
 //!   queues for it again, so one academy's spinning calls take turns with each other, not with the
 //!   neighbours' calls or the threads that serve requests.
-//! - What the call **waited** for (turns) and how long it spent **in the host** are measured, so that a call
-//!   stopped by the wall clock can be told apart: did the plugin use its time, or did the host keep it
-//!   waiting? See [`Meter::own_fault`].
+//! - What the call **waited** for (turns) and how long it spent **in the host** are measured and reported,
+//!   so that a call stopped by the wall clock shows where its time went. The wall clock only stops calls:
+//!   a timeout never counts toward disabling a plugin, since other academies' load moves it.
 
 use super::host_api::{HostState, Stop};
 use crate::config::plugins::Limits;
@@ -55,6 +55,8 @@ pub struct Meter {
     turn: Arc<Mutex<Option<Permit>>>,
     /// Time spent queueing for turns, in microseconds (shared with that future too).
     waited_us: Arc<std::sync::atomic::AtomicU64>,
+    /// When the wait for the next turn began, while it lasts.
+    waiting_since: Arc<Mutex<Option<Instant>>>,
     in_host: Duration,
     entered_host: Option<Instant>,
     /// Fuel owed for host calls and sleeps, taken from the store's fuel when the call returns to WebAssembly.
@@ -72,6 +74,7 @@ impl Meter {
             tenant: tenant.to_owned(),
             turn: Arc::new(Mutex::new(None)),
             waited_us: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            waiting_since: Arc::new(Mutex::new(None)),
             in_host: Duration::ZERO,
             entered_host: None,
             owed: 0,
@@ -86,21 +89,22 @@ impl Meter {
         self.owed = self.owed.saturating_add(fuel);
     }
 
-    /// Time spent queueing for turns.
+    /// Time spent queueing for turns, including a wait still going on (a call stopped by its deadline while
+    /// it queued).
     pub fn waited(&self) -> Duration {
-        Duration::from_micros(self.waited_us.load(std::sync::atomic::Ordering::Relaxed))
+        let done = Duration::from_micros(self.waited_us.load(std::sync::atomic::Ordering::Relaxed));
+        let ongoing = self
+            .waiting_since
+            .lock()
+            .ok()
+            .and_then(|since| since.map(|s| s.elapsed()))
+            .unwrap_or_default();
+        done + ongoing
     }
 
     /// Time spent in host calls (queries, sleeps, WASI).
     pub fn in_host(&self) -> Duration {
         self.in_host
-    }
-
-    /// Whether a call stopped by the wall clock after `elapsed` ran out of time by its own doing: it spent
-    /// at most a quarter of it queueing for turns and at most half of it in the host. Otherwise the host was
-    /// busy (other calls, the database), and the timeout is not held against the plugin.
-    pub fn own_fault(&self, elapsed: Duration) -> bool {
-        self.waited() <= elapsed / 4 && self.in_host <= elapsed / 2
     }
 
     fn give_back(&mut self) {
@@ -116,10 +120,17 @@ impl Meter {
         let tenant = self.tenant.clone();
         let slot = self.turn.clone();
         let waited = self.waited_us.clone();
+        let since = self.waiting_since.clone();
         Box::pin(async move {
             let started = Instant::now();
+            if let Ok(mut since) = since.lock() {
+                *since = Some(started);
+            }
             // Tokio's semaphores are fair: calls queued before this one (of any academy) run first.
             let permit = share.acquire(&tenant).await;
+            if let Ok(mut since) = since.lock() {
+                *since = None;
+            }
             waited.fetch_add(
                 started.elapsed().as_micros() as u64,
                 std::sync::atomic::Ordering::Relaxed,

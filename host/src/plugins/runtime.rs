@@ -164,8 +164,9 @@ pub enum HookError {
         kind: FaultKind,
         /// Details.
         message: String,
-        /// Whether it counts toward disabling the plugin: not when the wall clock stopped a call the host
-        /// kept waiting (see [`super::meter::Meter::own_fault`]).
+        /// Whether it counts toward disabling the plugin: every fault but a timeout. The wall clock runs on
+        /// whatever else the host is doing (other academies' calls, the database, the machine), so it only
+        /// stops the call; the plugin's fuel, which counts only its own work, decides whether it misbehaved.
         counted: bool,
     },
     /// The host had no slot for the call within the wait bound; nothing ran, nothing is held against the
@@ -574,18 +575,14 @@ impl Runtime {
         stats.in_host = state.meter.in_host();
         let timed_out = || HookError::Fault {
             kind: FaultKind::Timeout,
-            message: if state.meter.own_fault(stats.elapsed) {
-                format!("did not finish within {} ms", limits.timeout_ms)
-            } else {
-                format!(
-                    "did not finish within {} ms while the host kept it waiting ({} ms for a turn to run, {} ms in \
-                     host calls); not counted toward disabling the plugin",
-                    limits.timeout_ms,
-                    stats.waited.as_millis(),
-                    stats.in_host.as_millis()
-                )
-            },
-            counted: state.meter.own_fault(stats.elapsed),
+            message: format!(
+                "did not finish within {} ms ({} ms of it waiting for a turn to run, {} ms in host calls); a \
+                 timeout stops the call but does not count toward disabling the plugin",
+                limits.timeout_ms,
+                stats.waited.as_millis(),
+                stats.in_host.as_millis()
+            ),
+            counted: false,
         };
         let result = match outcome {
             Err(_) => Err(timed_out()),
