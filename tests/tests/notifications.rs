@@ -273,6 +273,19 @@ async fn opted_out_learner_gets_no_reminder(app: &TestApp) {
 /// academy's digest hour, lists both courses in one message, and the held messages are marked digested.
 async fn digest_gathers_held_messages(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
+    // The digest goes out at the first scheduler run at or after its hour (UTC): set it to an hour still to
+    // come, so that none goes out between the two enrollments. (From 23:00 UTC on there is no such hour left
+    // in the day, and a digest of the first enrollment alone may go out first.)
+    let hour_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 3600 % 24);
+    let (status, body) = admin
+        .put(
+            "/api/v1/notification-settings",
+            json!({"digest_hour": (hour_now + 1).min(23)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (dora, dora_client) = learner(app, &admin, "dora.digest@acme.test", "Dora", "en").await;
     let (status, _) = dora_client
         .put(
