@@ -96,12 +96,8 @@ impl Application {
                 every,
             ))
         });
-        let service = (*self.router)
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let header_timeout = std::time::Duration::from_millis(self.state.config.header_read_timeout_ms.into());
+        http::serve::serve(self.listener, (*self.router).clone(), shutdown, header_timeout).await?;
         upkeep.abort();
         notifications.abort();
         if let Some(task) = scheduled_reports {

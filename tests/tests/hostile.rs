@@ -16,6 +16,13 @@ scenarios!(with behind_a_proxy => a_burst_of_guesses_gets_no_more_checks_than_th
 
 scenarios!(with two_requests_each => an_academys_requests_wait_in_their_own_share);
 
+scenarios!(with quick_headers => a_client_that_trickles_its_headers_is_disconnected);
+
+/// A third of a second to send a request's headers.
+fn quick_headers(config: &mut aula::config::Config) {
+    config.header_read_timeout_ms = 300;
+}
+
 /// Two requests of one academy in progress at once, a fifth of a second's wait for a turn.
 fn two_requests_each(config: &mut aula::config::Config) {
     config.max_requests_per_academy = 2;
@@ -425,4 +432,32 @@ async fn an_academys_requests_wait_in_their_own_share(app: &TestApp) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(answered, 1, "acme answers again once its requests are gone");
+}
+
+/// A client that sends part of a request's headers and then nothing is disconnected once the header time is
+/// up, so such connections cannot pile up; a client that sends its request at once is answered.
+async fn a_client_that_trickles_its_headers_is_disconnected(app: &TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let acme = app.tenant_host("acme");
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    socket
+        .write_all(format!("GET /login HTTP/1.1\r\nHost: {acme}\r\nX-Slow: ").as_bytes())
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "closed before the header time was up"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        !text.contains("200 OK"),
+        "a request without its whole head was answered: {text}"
+    );
+
+    let (status, _, _) = raw(app, &acme, "GET", "/login", &[], None).await;
+    assert_eq!(status, 200);
 }

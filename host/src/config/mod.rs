@@ -110,6 +110,8 @@ pub struct Config {
     /// How long a request waits for its turn before it is answered `429` (its academy's share is full) or
     /// `503` (the host's is).
     pub request_wait_ms: u32,
+    /// How long a client may take to send a request's headers before the connection is closed.
+    pub header_read_timeout_ms: u32,
     /// How long an authenticated caller is reused without looking the credential up again (0: never).
     /// Changes made through this process clear it at once; other replicas see them within this time.
     pub auth_cache_ms: u64,
@@ -145,6 +147,7 @@ impl Default for Config {
             max_requests_per_academy: 32,
             max_requests: 512,
             request_wait_ms: 10_000,
+            header_read_timeout_ms: 10_000,
             auth_cache_ms: 2000,
             plugins: Default::default(),
             mail: Default::default(),
@@ -253,6 +256,9 @@ impl Config {
         }
         if self.max_requests_per_academy == 0 {
             return Err("max_requests_per_academy must be at least 1 (it is capped at max_requests)".into());
+        }
+        if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 600_000 {
+            return Err("header_read_timeout_ms must be 1–600000".into());
         }
         if self.request_wait_ms == 0 || self.request_wait_ms > 600_000 {
             return Err("request_wait_ms must be 1–600000".into());

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod common;
+pub mod serve;
 
 mod account;
 mod audit;
