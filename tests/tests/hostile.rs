@@ -16,6 +16,14 @@ scenarios!(with behind_a_proxy => a_burst_of_guesses_gets_no_more_checks_than_th
 
 scenarios!(with two_requests_each => an_academys_requests_wait_in_their_own_share);
 
+scenarios!(with one_request_each => a_page_and_its_api_calls_take_one_turn);
+
+/// One request of an academy in progress at once.
+fn one_request_each(config: &mut aula::config::Config) {
+    config.max_requests_per_academy = 1;
+    config.request_wait_ms = 200;
+}
+
 scenarios!(with quick_headers => a_client_that_trickles_its_headers_is_disconnected);
 
 /// A third of a second to send a request's headers.
@@ -460,4 +468,12 @@ async fn a_client_that_trickles_its_headers_is_disconnected(app: &TestApp) {
 
     let (status, _, _) = raw(app, &acme, "GET", "/login", &[], None).await;
     assert_eq!(status, 200);
+}
+
+/// A portal page that calls the API in-process takes one turn, not two: with a share of one request, a
+/// signed-in learner's page (which reads the API for its enrollments) still renders.
+async fn a_page_and_its_api_calls_take_one_turn(app: &TestApp) {
+    let learner = app.login("acme", "admin@acme.test").await;
+    let reply = learner.send("GET", "/learn", Body::None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
 }

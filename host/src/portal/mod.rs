@@ -72,9 +72,11 @@ impl Portal {
         let _ = self.router.set(router);
     }
 
-    /// Run a request through the whole application, as if it had come over the network.
-    pub async fn dispatch(&self, req: Request) -> Response {
+    /// Run a request through the whole application, as if it had come over the network (marked
+    /// [`InProcess`]: the page that makes it already holds its academy's turn).
+    pub async fn dispatch(&self, mut req: Request) -> Response {
         use tower::ServiceExt;
+        req.extensions_mut().insert(InProcess);
         match self.router.get().and_then(Weak::upgrade) {
             Some(router) => match (*router).clone().oneshot(req).await {
                 Ok(response) => response,
@@ -84,6 +86,12 @@ impl Portal {
         }
     }
 }
+
+/// Marks a request a page makes through the application in-process. It cannot come from the network (it
+/// is a request extension), and it takes no turn of its own among the academy's requests in progress: the
+/// page's request holds one, and waiting for a second would let a full share wait on itself.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcess;
 
 /// The portal's Content-Security-Policy: no scripts at all, styles from the academy's host (and inline
 /// styles only with this response's nonce), images from the host, https and data URLs, forms posting only to
