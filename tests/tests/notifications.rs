@@ -21,12 +21,19 @@ scenarios!(with fast =>
     notification_plugin_rewrites_reminders,
     an_interrupted_last_attempt_is_given_up,
 );
+scenarios!(with small_batches => academies_take_turns_at_delivery);
 
 /// The outbox and delivery poll every 100 ms and the scheduler runs every 300 ms, so a test waits
 /// moments, not minutes.
 fn fast(config: &mut Config) {
     config.notifications.poll_ms = 100;
     config.notifications.schedule_ms = 300;
+}
+
+/// As `fast`, with two messages per delivery batch, so that turns between academies show in a few messages.
+fn small_batches(config: &mut Config) {
+    fast(config);
+    config.notifications.batch = 2;
 }
 
 const PASSWORD: &str = "a-long-password-2026";
@@ -273,19 +280,19 @@ async fn opted_out_learner_gets_no_reminder(app: &TestApp) {
 /// academy's digest hour, lists both courses in one message, and the held messages are marked digested.
 async fn digest_gathers_held_messages(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
-    // The digest goes out at the first scheduler run at or after its hour (UTC): set it to an hour still to
-    // come, so that none goes out between the two enrollments. (From 23:00 UTC on there is no such hour left
-    // in the day, and a digest of the first enrollment alone may go out first.)
-    let hour_now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 3600 % 24);
+    // No digest may go out between the two enrollments, whatever the time of day: the digest hour is the last
+    // of the day, and today's digest counts as sent (its once-a-day slot taken, as the scheduler takes it).
     let (status, body) = admin
-        .put(
-            "/api/v1/notification-settings",
-            json!({"digest_hour": (hour_now + 1).min(23)}),
-        )
+        .put("/api/v1/notification-settings", json!({"digest_hour": 23}))
         .await;
     assert_eq!(status, 200, "{body}");
+    let today = aula::db::rfc3339(aula::db::now_ms())[..10].to_owned();
+    app.exec(
+        "INSERT INTO schedule_slots (tenant_id, job, slot, claimed_at) \
+         SELECT t.id, 'digest', $1, 0 FROM tenants t WHERE t.slug = 'acme'",
+        &[&today],
+    )
+    .await;
     let (dora, dora_client) = learner(app, &admin, "dora.digest@acme.test", "Dora", "en").await;
     let (status, _) = dora_client
         .put(
@@ -307,7 +314,13 @@ async fn digest_gathers_held_messages(app: &TestApp) {
     .await;
     assert!(app.mail.messages_to("dora.digest@acme.test").is_empty());
 
-    // The digest goes out at the first scheduler run at or after the digest hour (0: at once).
+    // The digest goes out at the first scheduler run at or after the digest hour (0: at once) on a day whose
+    // digest has not gone out yet.
+    app.exec(
+        "DELETE FROM schedule_slots WHERE job = 'digest' AND tenant_id = (SELECT id FROM tenants WHERE slug = 'acme')",
+        &[],
+    )
+    .await;
     let (status, body) = admin
         .put("/api/v1/notification-settings", json!({"digest_hour": 0}))
         .await;
@@ -588,4 +601,54 @@ async fn an_interrupted_last_attempt_is_given_up(app: &TestApp) {
         1,
         "no attempt after the last"
     );
+}
+
+/// Six messages fall due at once in each of two academies. Delivery takes one batch (two messages) from each
+/// academy in turn, so neither academy's queue waits for the other's to empty: among the first six messages
+/// sent, each academy has at least two (the whole of one queue first would give six of one academy).
+async fn academies_take_turns_at_delivery(app: &TestApp) {
+    let now = aula::db::now_ms();
+    let mut rows = Vec::new();
+    for slug in ["acme", "globex"] {
+        for i in 0..6 {
+            rows.push(format!(
+                "('turns-{slug}-{i}', (SELECT id FROM tenants WHERE slug = '{slug}'), 'enrolled', \
+                 'turns-{slug}-{i}@{slug}.test', 'en', 'Turn {slug} {i}', 'Taking turns.', 'host', 'queued', \
+                 {now}, '<turns-{slug}-{i}@aula.test>', {created})",
+                created = now + i
+            ));
+        }
+    }
+    // One statement: both queues fall due in the same moment.
+    app.exec(
+        &format!(
+            "INSERT INTO messages (id, tenant_id, kind, to_address, locale, subject, body_text, source, status, \
+             next_attempt_at, message_id, created_at) VALUES {}",
+            rows.join(", ")
+        ),
+        &[],
+    )
+    .await;
+    until_count(
+        app,
+        "SELECT COUNT(*) FROM messages WHERE id LIKE 'turns-%' AND status = 'sent'",
+        &[],
+        12,
+    )
+    .await;
+    let order: Vec<String> = app
+        .mail
+        .messages()
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .filter(|to| to.starts_with("turns-"))
+        .collect();
+    assert_eq!(order.len(), 12, "{order:?}");
+    for slug in ["acme", "globex"] {
+        let early = order[..6]
+            .iter()
+            .filter(|to| to.ends_with(&format!("@{slug}.test")))
+            .count();
+        assert!(early >= 2, "{slug} had {early} of the first six messages: {order:?}");
+    }
 }

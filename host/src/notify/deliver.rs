@@ -72,34 +72,26 @@ impl Deliverer {
         }
     }
 
-    /// Take back expired leases, then send what is due in every academy. Returns how many were sent.
+    /// Take back expired leases, then send what is due in every academy, one batch per academy in turn, so
+    /// an academy with a long queue delays another's messages by at most one batch. Academies whose messages
+    /// fell due meanwhile join the next turn. Returns how many were sent.
     pub async fn run_once(&self, notifier: &Notifier) -> anyhow::Result<usize> {
-        let now = now_ms();
-        let mut tx = notifier.db.platform().begin().await?;
-        let tenants: Vec<String> = sqlx::query(
-            "SELECT DISTINCT tenant_id FROM messages WHERE (status = 'queued' AND next_attempt_at <= $1) \
-             OR (status IN ('sending', 'handed_over') AND lease_until < $1)",
-        )
-        .bind(now)
-        .fetch_all(tx.conn())
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()?;
-        tx.commit().await?;
         let mut sent = 0;
-        for tenant in tenants {
-            let db = notifier.db.tenant(&tenant);
-            recover(&db, now, self.settings.max_attempts).await?;
-            loop {
+        loop {
+            let now = now_ms();
+            let tenants = due_tenants(&notifier.db, now).await?;
+            let mut more = false;
+            for tenant in tenants {
+                let db = notifier.db.tenant(&tenant);
+                recover(&db, now, self.settings.max_attempts).await?;
                 let (n, full) = self.round(&db).await?;
                 sent += n;
-                if !full {
-                    break;
-                }
+                more |= full;
+            }
+            if !more {
+                return Ok(sent);
             }
         }
-        Ok(sent)
     }
 
     /// Claim one batch of an academy's due messages and send it over one connection. Returns how many were
@@ -392,6 +384,23 @@ impl Deliverer {
         }
         Ok(())
     }
+}
+
+/// The academies with messages due now or leases run out.
+async fn due_tenants(db: &crate::db::Db, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = db.platform().begin().await?;
+    let tenants = sqlx::query(
+        "SELECT DISTINCT tenant_id FROM messages WHERE (status = 'queued' AND next_attempt_at <= $1) \
+         OR (status IN ('sending', 'handed_over') AND lease_until < $1) ORDER BY tenant_id",
+    )
+    .bind(now)
+    .fetch_all(tx.conn())
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>(0))
+    .collect::<Result<_, _>>()?;
+    tx.commit().await?;
+    Ok(tenants)
 }
 
 /// Take back messages whose sender stopped (crashed, or lost its database) while holding them. An interrupted
