@@ -21,6 +21,7 @@ scenarios!(
     tag_rule_and_retroactive_dry_run,
     loop_is_stopped_and_reported,
     bulk_enroll_org_subtree,
+    an_academys_jobs_queue_behind_its_own,
     enrollment_plugin_places_and_enrolls,
 );
 
@@ -964,6 +965,63 @@ async fn bulk_enroll_org_subtree(app: &TestApp) {
         below.len(),
         "the second run enrolled someone twice"
     );
+}
+
+/// Acme has as many jobs queued or running as an academy may (eight, as another replica's rows): its next
+/// bulk enrollment is refused 429 naming the limit, and stores nothing, while globex's runs at once. When
+/// acme's jobs have ended, its bulk enrollment is queued and done.
+async fn an_academys_jobs_queue_behind_its_own(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let dir = Directory::load(&admin).await;
+    let course = id(&create_course(&admin, "QUEUE-100", json!({})).await);
+    let now = aula::db::now_ms();
+    for i in 0..8 {
+        app.exec(
+            &format!(
+                "INSERT INTO jobs (id, tenant_id, kind, status, params, created_at, started_at) \
+                 SELECT $1, t.id, 'bulk_enroll', 'running', '{{}}', {now}, {now} FROM tenants t WHERE t.slug = 'acme'"
+            ),
+            &[&format!("elsewhere-{i}")],
+        )
+        .await;
+    }
+    let body = json!({"course_id": course, "org_id": dir.org("Sales")});
+    let jobs_before = app.count("SELECT COUNT(*) FROM jobs", &[]).await;
+    let (status, refusal) = admin.post("/api/v1/enrollments/bulk", body.clone()).await;
+    assert_eq!(status, 429, "{refusal}");
+    assert!(refusal.to_string().contains("8 jobs"), "{refusal}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM jobs", &[]).await,
+        jobs_before,
+        "nothing stored"
+    );
+
+    let globex = app.login("globex", "admin@globex.test").await;
+    let globex_dir = Directory::load(&globex).await;
+    let globex_course = id(&create_course(&globex, "QUEUE-200", json!({})).await);
+    let (status, job) = globex
+        .post(
+            "/api/v1/enrollments/bulk",
+            json!({"course_id": globex_course, "org_id": globex_dir.org("Initech")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(
+        matches!(job["status"].as_str(), Some("queued" | "running" | "done")),
+        "{job}"
+    );
+    let job = finished_job(&globex, &id(&job)).await;
+    assert!(job["result"]["enrolled"].as_u64().is_some_and(|n| n > 0), "{job}");
+
+    app.exec(
+        "UPDATE jobs SET status = 'done', finished_at = started_at WHERE id LIKE 'elsewhere-%'",
+        &[],
+    )
+    .await;
+    let (status, job) = admin.post("/api/v1/enrollments/bulk", body).await;
+    assert_eq!(status, 202, "{job}");
+    let job = finished_job(&admin, &id(&job)).await;
+    assert_eq!(job["result"]["users"], dir.users_below("Sales").len(), "{job}");
 }
 
 /// The example enrollment plugin places a new user from its e-mail domain and enrolls them in the

@@ -256,29 +256,36 @@ async fn bulk(caller: Caller, Json(req): Json<BulkIn>) -> ApiResult<(StatusCode,
         params,
         Some(caller.user_id.clone()),
         async move {
-            // One transaction: the job did all of what it reports, or nothing.
-            let mut tx = db.begin().await?;
+            // Who, read once; then enrolled in batches of their own short transactions.
+            let mut tx = db.begin_read().await?;
             let users: Vec<String> = tx
                 .fetch_all_sql(&who)
                 .await?
                 .iter()
                 .map(|r| r.try_get::<String, _>(0))
                 .collect::<Result<_, _>>()?;
-            let items: Vec<NewEnrollment> = users
-                .iter()
-                .map(|u| NewEnrollment {
-                    user_id: u.clone(),
-                    course_id: course_id.clone(),
-                    due_at,
-                })
-                .collect();
+            tx.commit().await?;
             let source = Source::person(&actor);
-            let results = enroll::enroll_many(&mut tx, &items, &source, "bulk").await?;
-            let created = results.iter().filter(|r| matches!(r, Enrolled::Created(_))).count();
-            let reopened = results.iter().filter(|r| matches!(r, Enrolled::Reopened(_))).count();
-            let already = results.len() - created - reopened;
+            let (mut created, mut reopened) = (0, 0);
+            for batch in users.chunks(jobs::BATCH) {
+                let items: Vec<NewEnrollment> = batch
+                    .iter()
+                    .map(|u| NewEnrollment {
+                        user_id: u.clone(),
+                        course_id: course_id.clone(),
+                        due_at,
+                    })
+                    .collect();
+                let mut tx = db.begin().await?;
+                let results = enroll::enroll_many(&mut tx, &items, &source, "bulk").await?;
+                tx.commit().await?;
+                created += results.iter().filter(|r| matches!(r, Enrolled::Created(_))).count();
+                reopened += results.iter().filter(|r| matches!(r, Enrolled::Reopened(_))).count();
+            }
+            let already = users.len() - created - reopened;
             let report =
                 json!({ "users": users.len(), "enrolled": created, "reopened": reopened, "already_enrolled": already });
+            let mut tx = db.begin().await?;
             record(
                 &mut tx,
                 &actor,

@@ -437,11 +437,21 @@ async fn apply(
         json!({ "rule_id": id }),
         Some(caller.user_id.clone()),
         async move {
-            let mut tx = db.begin().await?;
+            let mut tx = db.begin_read().await?;
             let rule = engine_rule(&mut tx, &rule_id).await?;
             let users = all_users(&mut tx).await?;
-            let (affected, pending) = automation::apply_rule_to(&mut tx, &rule, &users, false, &context).await?;
-            let report = json!({ "users_checked": users.len(), "users_affected": affected.len() });
+            tx.commit().await?;
+            // In batches of their own short transactions; each batch's plugin calls run after its commit.
+            let mut affected = 0;
+            for batch in users.chunks(crate::learning::jobs::BATCH) {
+                let mut tx = db.begin().await?;
+                let (changed, pending) = automation::apply_rule_to(&mut tx, &rule, batch, false, &context).await?;
+                tx.commit().await?;
+                affected += changed.len();
+                automation::after_commit(&state.plugins, &db, pending).await;
+            }
+            let report = json!({ "users_checked": users.len(), "users_affected": affected });
+            let mut tx = db.begin().await?;
             record(
                 &mut tx,
                 &actor,
@@ -449,7 +459,6 @@ async fn apply(
             )
             .await?;
             tx.commit().await?;
-            automation::after_commit(&state.plugins, &db, pending).await;
             Ok(report)
         },
     )

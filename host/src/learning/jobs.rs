@@ -1,19 +1,44 @@
 //! Jobs: long work a client polls (bulk enrollments, rules applied retroactively).
 //!
-//! A job is a row the client can read (`GET /api/v1/jobs/{id}`) and a task on this replica that does the
-//! work in one transaction, so a job either did everything it reports or nothing. A job that was running
-//! when its process stopped is marked failed by the hourly-stale check, saying so; running it again is safe because
-//! what jobs do is idempotent.
+//! A job is a row the client can read (`GET /api/v1/jobs/{id}`) and a task on this replica. Jobs wait in a
+//! queue with a fair share per academy: one job of an academy runs at a time, and as many academies' jobs as
+//! the host has cores, so one academy's bulk work queues behind itself and never holds the others'. An
+//! academy has at most [`MAX_PENDING`] jobs queued or running; past that a new one is refused `429`. A job
+//! commits its work in batches of [`BATCH`] users, each its own short transaction, so it never holds the
+//! database's write lock for long. What jobs do is idempotent: a job that failed part-way (its error says
+//! so) or was running when its process stopped (marked failed by the hourly-stale check) kept the batches
+//! it committed, and running it again finishes the rest.
 
 use crate::db::{Db, TenantDb, TenantTx, new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::fair::FairShare;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
 
-/// Record a job and run `work` in the background; returns the job's id. `work`'s value is the job's result,
-/// its error the job's error.
+/// Jobs of one academy queued or running at once, across replicas.
+pub const MAX_PENDING: i64 = 8;
+
+/// Users per transaction of a job.
+pub const BATCH: usize = 500;
+
+/// Running jobs: one per academy, one per core for the host. A queued job waits for its turn up to the
+/// hour after which an unfinished job counts as lost.
+static RUNNING: LazyLock<FairShare> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    FairShare::new(
+        "background jobs",
+        cores.max(2),
+        1,
+        Duration::from_millis(STALE_AFTER_MS as u64),
+    )
+});
+
+/// Record a job, queued, and run `work` in the background when its academy's turn comes; returns the job's
+/// id. `work`'s value is the job's result, its error the job's error.
 pub async fn start<F>(
     tenant: &TenantDb,
     kind: &str,
@@ -26,22 +51,44 @@ where
 {
     let id = new_id();
     let mut tx = tenant.begin().await?;
-    tx.query(
-        "INSERT INTO jobs (id, tenant_id, kind, status, params, created_by, created_at, started_at) \
-         VALUES ($2, $1, $3, 'running', $4, $5, $6, $6)",
-    )
-    .bind(id.clone())
-    .bind(kind.to_owned())
-    .bind(params.to_string())
-    .bind(created_by)
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    // Queued only while the academy has fewer than MAX_PENDING unfinished jobs (one statement, so that two
+    // requests at once cannot both take the last place on SQLite).
+    let queued = tx
+        .query(
+            "INSERT INTO jobs (id, tenant_id, kind, status, params, created_by, created_at) \
+             SELECT $2, $1, $3, 'queued', $4, $5, $6 WHERE (SELECT COUNT(*) FROM jobs \
+             WHERE tenant_id = $1 AND status IN ('queued', 'running')) < $7",
+        )
+        .bind(id.clone())
+        .bind(kind.to_owned())
+        .bind(params.to_string())
+        .bind(created_by)
+        .bind(now_ms())
+        .bind(MAX_PENDING)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if queued == 0 {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "this academy has {MAX_PENDING} jobs queued or running, as many as it may; try again when one has finished"
+            ),
+            retry_after_secs: 10,
+        });
+    }
     tx.commit().await?;
     let tenant = tenant.clone();
     let job = id.clone();
     tokio::spawn(async move {
-        let outcome = work.await;
+        let outcome = match RUNNING.acquire(tenant.tenant_id()).await {
+            Err(busy) => Err(ApiError::from(busy)),
+            Ok(_turn) => match mark_running(&tenant, &job).await {
+                // Given up meanwhile (the stale check): nothing to do.
+                Ok(false) => return,
+                Ok(true) => work.await,
+                Err(e) => Err(e.into()),
+            },
+        };
         let (status, result, error) = match outcome {
             Ok(result) => ("done", Some(result.to_string()), None),
             Err(e) => ("failed", None, Some(e.public_message())),
@@ -65,6 +112,20 @@ where
     Ok(id)
 }
 
+/// A queued job starts running; false when it is no longer queued.
+async fn mark_running(tenant: &TenantDb, job: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = tenant.begin().await?;
+    let n = tx
+        .query("UPDATE jobs SET status = 'running', started_at = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'queued'")
+        .bind(job.to_owned())
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
 /// A job running this long has lost its process (jobs finish in seconds to minutes).
 const STALE_AFTER_MS: i64 = 3_600_000;
 
@@ -73,8 +134,8 @@ pub async fn fail_stale(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
     let mut tx = db.platform().begin().await?;
     let n = sqlx::query(
         "UPDATE jobs SET status = 'failed', finished_at = $1, \
-         error = 'the server stopped while this job ran; nothing of it was kept, run it again' \
-         WHERE status IN ('queued', 'running') AND started_at < $2",
+         error = 'the server stopped while this job waited or ran; run it again to finish it (what it did is kept and is not done twice)' \
+         WHERE status IN ('queued', 'running') AND COALESCE(started_at, created_at) < $2",
     )
     .bind(now)
     .bind(now - STALE_AFTER_MS)
@@ -130,7 +191,7 @@ pub async fn upkeep_once(db: &Db, now: i64) -> Result<(), sqlx::Error> {
 pub struct JobOut {
     id: String,
     kind: String,
-    /// running, done or failed.
+    /// queued, running, done or failed.
     status: String,
     params: Value,
     /// What it did, once done.
