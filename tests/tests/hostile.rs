@@ -10,6 +10,7 @@ scenarios!(
     template_circles_are_refused_and_pages_still_render,
     cross_site_writes_with_a_session_are_refused,
     malformed_requests_are_refused_before_the_store,
+    an_upload_without_sign_in_and_token_is_refused_before_it_is_read,
 );
 
 scenarios!(with behind_a_proxy => a_burst_of_guesses_gets_no_more_checks_than_the_limit);
@@ -25,6 +26,13 @@ fn one_request_each(config: &mut aula::config::Config) {
 }
 
 scenarios!(with quick_headers => a_client_that_trickles_its_headers_is_disconnected);
+
+scenarios!(with quick_requests => a_client_that_trickles_its_body_is_answered_busy);
+
+/// Half a second for a request, its body included.
+fn quick_requests(config: &mut aula::config::Config) {
+    config.request_timeout_ms = 500;
+}
 
 /// A third of a second to send a request's headers.
 fn quick_headers(config: &mut aula::config::Config) {
@@ -476,4 +484,62 @@ async fn a_page_and_its_api_calls_take_one_turn(app: &TestApp) {
     let learner = app.login("acme", "admin@acme.test").await;
     let reply = learner.send("GET", "/learn", Body::None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// Send a request head and the first bytes of a body that never comes; the answer's status line, if one
+/// arrives within ten seconds, and how long it took.
+async fn head_and_a_trickle(app: &TestApp, head: &str, first: &[u8]) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    socket.write_all(head.as_bytes()).await.expect("write the head");
+    socket.write_all(first).await.expect("write the first bytes");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("no answer within 10 s while the body was still owed")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    (text.lines().next().unwrap_or_default().to_owned(), started.elapsed())
+}
+
+/// A portal upload announces 50 MB from a visitor who is not signed in, or signed in without the form's
+/// token: it is refused at once, before the host reads (and holds) any of the body.
+async fn an_upload_without_sign_in_and_token_is_refused_before_it_is_read(app: &TestApp) {
+    let acme = app.tenant_host("acme");
+    let admin = app.login("acme", "admin@acme.test").await;
+    let session = admin.session().expect("a session").to_owned();
+    for (who, cookie) in [
+        ("a visitor", String::new()),
+        ("the admin without the form's token", session),
+    ] {
+        let cookie = if cookie.is_empty() {
+            String::new()
+        } else {
+            format!("Cookie: aula_session={cookie}\r\n")
+        };
+        let head = format!(
+            "POST /admin/branding/files?_csrf=forged HTTP/1.1\r\nHost: {acme}\r\nOrigin: http://{acme}\r\n{cookie}\
+             Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000000\r\n\r\n"
+        );
+        let (status, _) = head_and_a_trickle(app, &head, b"--x\r\n").await;
+        assert!(status.contains(" 403 "), "{who}: {status}");
+    }
+}
+
+/// A request whose body trickles in (or never comes) is stopped when its time is up and answered 503 with
+/// Retry-After, and the academy's next request is served.
+async fn a_client_that_trickles_its_body_is_answered_busy(app: &TestApp) {
+    let acme = app.tenant_host("acme");
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {acme}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    );
+    let (status, took) = head_and_a_trickle(app, &head, br#"{"email": "#).await;
+    assert!(status.contains(" 503 "), "{status}");
+    assert!(
+        took >= std::time::Duration::from_millis(400),
+        "answered before the time was up: {took:?}"
+    );
+    let (status, _, _) = raw(app, &acme, "GET", "/api/v1/catalog", &[], None).await;
+    assert_eq!(status, 401, "the next request is served");
 }

@@ -112,6 +112,9 @@ pub struct Config {
     pub request_wait_ms: u32,
     /// How long a client may take to send a request's headers before the connection is closed.
     pub header_read_timeout_ms: u32,
+    /// How long a request may take, from its turn to its answer's head (reading its body included), before
+    /// it is stopped and answered `503`. Probes are exempt; a streamed answer's body is not counted.
+    pub request_timeout_ms: u32,
     /// How long an authenticated caller is reused without looking the credential up again (0: never).
     /// Changes made through this process clear it at once; other replicas see them within this time.
     pub auth_cache_ms: u64,
@@ -148,6 +151,7 @@ impl Default for Config {
             max_requests: 512,
             request_wait_ms: 10_000,
             header_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
             auth_cache_ms: 2000,
             plugins: Default::default(),
             mail: Default::default(),
@@ -259,6 +263,9 @@ impl Config {
         }
         if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 600_000 {
             return Err("header_read_timeout_ms must be 1–600000".into());
+        }
+        if self.request_timeout_ms == 0 || self.request_timeout_ms > 3_600_000 {
+            return Err("request_timeout_ms must be 1–3600000".into());
         }
         if self.request_wait_ms == 0 || self.request_wait_ms > 600_000 {
             return Err("request_wait_ms must be 1–600000".into());

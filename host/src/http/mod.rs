@@ -125,7 +125,8 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
 
 /// Every request but the probes (and a page's in-process API calls, whose page holds the turn) runs in its academy's share of the requests in progress (the platform's
 /// host and hosts that name no academy have a share each): one academy's flood of requests waits in its own
-/// queue, and is answered `429` past the wait, instead of taking the server's time from the others.
+/// queue, and is answered `429` past the wait, instead of taking the server's time from the others. A turn
+/// lasts at most `request_timeout_ms`.
 async fn take_turns(axum::extract::State(state): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
     if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics")
         || req.extensions().get::<crate::portal::InProcess>().is_some()
@@ -142,7 +143,22 @@ async fn take_turns(axum::extract::State(state): axum::extract::State<AppState>,
         Ok(turn) => turn,
         Err(busy) => return axum::response::IntoResponse::into_response(crate::error::ApiError::from(busy)),
     };
-    next.run(Request::from_parts(parts, body)).await
+    // A request that takes too long (a body trickled in, a slow plugin, a lock held elsewhere) is stopped: its
+    // transaction is rolled back when the handler is dropped, and its turn goes to the next.
+    let limit = std::time::Duration::from_millis(state.config.request_timeout_ms.into());
+    match tokio::time::timeout(limit, next.run(Request::from_parts(parts, body))).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(share = %share, limit_ms = state.config.request_timeout_ms, "a request ran out of time");
+            axum::response::IntoResponse::into_response(crate::error::ApiError::Unavailable {
+                message: format!(
+                    "the request took longer than {} ms and was stopped; try again",
+                    state.config.request_timeout_ms
+                ),
+                retry_after_secs: 1,
+            })
+        }
+    }
 }
 
 /// Any successful change may have touched what authentication depends on (a token, a grant, a user's

@@ -246,6 +246,12 @@ pub struct ApiReply {
 }
 
 impl Visit {
+    /// Whether a form with this token was sent from this academy's page in this visit.
+    fn token_ok(&self, token: Option<&str>) -> bool {
+        let token_ok = token.is_some_and(|t| constant_time_eq(t.as_bytes(), self.csrf.as_bytes()));
+        self.origin_ok && token_ok && self.new_csrf_cookie.is_none()
+    }
+
     /// The signed-in user, or a redirect to the sign-in page that comes back here.
     pub fn require_user(&self) -> Result<&Caller, PageError> {
         self.caller.as_ref().ok_or_else(|| PageError::SignIn(self.path.clone()))
@@ -528,10 +534,20 @@ impl FromRequest<AppState> for Posted {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        // File uploads (plugins, theme files) are forwarded to API routes with their own, larger limits.
+        // File uploads (plugins, theme files) are forwarded to API routes with their own, larger limits. They
+        // carry the token in the query (their body is forwarded untouched), so the token, the origin and the
+        // sign-in are checked before a byte of them is read: a visitor cannot make the host buffer one.
         let multipart = content_type
             .as_deref()
             .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+        let query_token = parts.uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == CSRF_FIELD)
+                .map(|(_, v)| v.into_owned())
+        });
+        if multipart && (visit.caller.is_none() || !visit.token_ok(query_token.as_deref())) {
+            return Err(expired_form());
+        }
         let limit = if multipart {
             crate::config::plugins::MAX_UPLOAD_BYTES
         } else {
@@ -552,24 +568,13 @@ impl FromRequest<AppState> for Posted {
         } else {
             Vec::new()
         };
-        // File uploads carry the token in the query (their body is forwarded untouched).
-        let query_token = parts.uri.query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == CSRF_FIELD)
-                .map(|(_, v)| v.into_owned())
-        });
         let token = fields
             .iter()
             .find(|(k, _)| k == CSRF_FIELD)
-            .map(|(_, v)| v.clone())
-            .or(query_token);
-        let token_ok = token.is_some_and(|t| constant_time_eq(t.as_bytes(), visit.csrf.as_bytes()));
-        if !visit.origin_ok || !token_ok || visit.new_csrf_cookie.is_some() {
-            return Err(plain_page(
-                StatusCode::FORBIDDEN,
-                "This form has expired",
-                "The form was not sent from this academy's page, or it is too old. Go back, reload the page and try again.",
-            ));
+            .map(|(_, v)| v.as_str())
+            .or(query_token.as_deref());
+        if !visit.token_ok(token) {
+            return Err(expired_form());
         }
         Ok(Posted {
             visit,
@@ -577,6 +582,15 @@ impl FromRequest<AppState> for Posted {
             raw: (content_type, bytes),
         })
     }
+}
+
+/// The answer to a form that was not sent from this academy's page, or too long ago.
+fn expired_form() -> Response {
+    plain_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was not sent from this academy's page, or it is too old. Go back, reload the page and try again.",
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
