@@ -199,7 +199,30 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// Two outcomes of changes made at the same moment are the caller's to retry, not our fault: a row the
+    /// change refers to was deleted meanwhile (a foreign key, e.g. an academy deleted while one of its
+    /// requests ran), and on PostgreSQL a transaction that lost to a concurrent one (serialization failure,
+    /// deadlock). Everything else is a 500.
     fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_foreign_key_violation() {
+                // Logged: where no concurrent change explains it, it is a bug to find.
+                tracing::warn!(error = %db, "a foreign key refused a change");
+                return ApiError::Conflict {
+                    code: "changed_meanwhile",
+                    message: "something this change refers to, or that refers to it, changed meanwhile; reload and \
+                              try again"
+                        .into(),
+                    field: None,
+                };
+            }
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
+                return ApiError::Unavailable {
+                    message: "a change made at the same moment got in the way; try again".into(),
+                    retry_after_secs: 1,
+                };
+            }
+        }
         ApiError::Internal(err.into())
     }
 }

@@ -248,7 +248,13 @@ fn describe(op: &Op) -> Value {
     let mut params: Vec<Value> = Vec::new();
     for segment in op.path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
+            // Ids are UUIDs (anything else names nothing: 404, see `common::Path`).
+            let schema = if name == "id" || name.ends_with("_id") {
+                json!({"type": "string", "format": "uuid"})
+            } else {
+                json!({"type": "string"})
+            };
+            params.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
     }
     for (name, description) in &op.query {
@@ -270,6 +276,20 @@ fn describe(op: &Op) -> Value {
     for code in ["400", "401", "403", "404", "409", "422"] {
         responses.insert(code.into(), error.clone());
     }
+    if op.request.is_some() {
+        // A body over its limit, or of another type than the operation reads.
+        responses.insert("413".into(), error.clone());
+        responses.insert("415".into(), error.clone());
+    }
+    // Any request may wait for its academy's turn, or a shared resource it needs, past the wait bound (429:
+    // the academy's own share was full; 503: the host's was, or the request ran out of time).
+    let busy = json!({
+        "description": "busy; try again after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    });
+    responses.insert("429".into(), busy.clone());
+    responses.insert("503".into(), busy);
     let mut out = json!({
         "summary": op.summary,
         "operationId": format!("{}_{}", op.method, op.path.trim_start_matches("/api/").replace(['/', '{', '}', '-'], "_")),

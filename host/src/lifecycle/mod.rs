@@ -207,6 +207,7 @@ pub async fn update_tenant(db: &Db, slug: &str, change: TenantChange, actor: &Ac
     }
     let id = tenant_id(db, slug).await?;
     let mut tx = db.tenant(&id).begin_operator().await?;
+    hold_tenant(&mut tx, false).await?;
     let before = load_tenant(&mut tx).await?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -270,6 +271,7 @@ pub async fn add_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> Api
     let domain = check_domain("domain", domain)?;
     let id = tenant_id(db, slug).await?;
     let mut tx = db.tenant(&id).begin_operator().await?;
+    hold_tenant(&mut tx, false).await?;
     let before = load_tenant(&mut tx).await?;
     if before.domains.contains(&domain) {
         return Err(ApiError::duplicate(
@@ -307,6 +309,7 @@ pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> 
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let id = tenant_id(db, slug).await?;
     let mut tx = db.tenant(&id).begin_operator().await?;
+    hold_tenant(&mut tx, false).await?;
     let before = load_tenant(&mut tx).await?;
     let removed = tx
         .query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND domain = $2")
@@ -340,6 +343,7 @@ pub async fn remove_domain(db: &Db, slug: &str, domain: &str, actor: &Actor) -> 
 pub async fn delete_tenant(db: &Db, slug: &str) -> ApiResult<String> {
     let id = tenant_id(db, slug).await?;
     let mut tx = db.tenant(&id).begin_operator().await?;
+    hold_tenant(&mut tx, true).await?;
     let tenant = load_tenant(&mut tx).await?;
     for table in tables::TABLES.iter().rev() {
         tx.query(&format!("DELETE FROM {} WHERE tenant_id = $1", table.name))
@@ -367,6 +371,7 @@ pub async fn export_tenant(db: &Db, slug: &str, actor: &Actor) -> ApiResult<Vec<
         .await
         .map_err(anyhow::Error::from)??;
     let mut tx = db.tenant(&id).begin_operator().await?;
+    hold_tenant(&mut tx, false).await?;
     record(
         &mut tx,
         actor,
@@ -464,6 +469,23 @@ async fn tenant_id(db: &Db, slug: &str) -> ApiResult<String> {
 }
 
 /// The tenant of this transaction, or 404 when it no longer exists (deleted since it was looked up).
+/// Hold the academy's row to the end of the transaction (on PostgreSQL; SQLite runs one write at a time
+/// anyway): a deletion holds it `alone`, other operator changes share it. So no change lands between a
+/// deletion's steps (which would leave a row pointing at a deleted academy): it waits for the deletion, then
+/// finds the academy gone (404).
+async fn hold_tenant(tx: &mut TenantTx, alone: bool) -> ApiResult<()> {
+    let lock = match (tx.backend(), alone) {
+        (crate::db::Backend::Postgres, true) => " FOR UPDATE",
+        (crate::db::Backend::Postgres, false) => " FOR SHARE",
+        (crate::db::Backend::Sqlite, _) => "",
+    };
+    tx.query(&format!("SELECT id FROM tenants WHERE id = $1{lock}"))
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(ApiError::NotFound { what: "tenant" })?;
+    Ok(())
+}
+
 pub(crate) async fn load_tenant(tx: &mut TenantTx) -> ApiResult<Tenant> {
     let row = tx
         .query("SELECT id, slug, name, status, settings, created_at FROM tenants WHERE id = $1")
