@@ -5,11 +5,13 @@
 //! - another tenant's admin, on their own academy, aiming at acme's ids;
 //! - another tenant's credentials presented on acme's academy, and tenant credentials on operator endpoints;
 //! - an acme org manager aiming outside their subtree;
-//! - an acme segment reporter trying to change anything.
+//! - an acme segment reporter trying to change anything;
+//! - an acme learner aiming at everyone else's data.
 
 mod common;
 
 use common::openapi::{Document, Kind, Operation, Security};
+use common::resources::Resources;
 use common::{Client, Directory, Needles, Reply, TestApp, scenarios};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,6 +24,7 @@ scenarios!(
     operator_endpoints_refuse_tenant_credentials,
     org_manager_stays_inside_their_subtree,
     segment_reporter_changes_nothing,
+    learner_reaches_only_her_own,
 );
 
 fn id_of(v: &Value) -> String {
@@ -29,7 +32,21 @@ fn id_of(v: &Value) -> String {
 }
 
 /// One id of each kind from a tenant's data, for a caller who must not reach it.
-fn acme_targets(acme: &Directory) -> impl Fn(Kind) -> String + '_ {
+/// Acme's resources the matrix aims at: from the demo, and arranged about Pia (Engineering, outside Sales
+/// EMEA and the UK segment).
+async fn arrange_acme(app: &TestApp, admin: &Client) -> Resources {
+    Resources::arrange(app, admin, "pia.platform@acme.test", "Engineering").await
+}
+
+/// Every arranged id is a needle too: no answer to another academy may show one.
+fn with_arranged(mut needles: Needles, arranged: &Resources) -> Needles {
+    for (kind, id) in &arranged.0 {
+        needles.add(id, &format!("arranged {kind:?} id"));
+    }
+    needles
+}
+
+fn acme_targets<'a>(acme: &'a Directory, arranged: &'a Resources) -> impl Fn(Kind) -> String + 'a {
     move |kind| match kind {
         Kind::User => acme.user("nora.north@acme.test"),
         Kind::Org => acme.org("Sales EMEA"),
@@ -43,11 +60,14 @@ fn acme_targets(acme: &Directory) -> impl Fn(Kind) -> String + '_ {
         Kind::Tenant => "acme".to_owned(),
         Kind::Domain => "learn.acme.test".to_owned(),
         Kind::Email => "nora.north@acme.test".to_owned(),
+        other => arranged
+            .get(other)
+            .unwrap_or_else(|| panic!("nothing arranged of {other:?}")),
     }
 }
 
 /// One id of each kind from globex's own data.
-fn globex_targets(globex: &Directory) -> impl Fn(Kind) -> String + '_ {
+fn globex_targets<'a>(globex: &'a Directory, arranged: &'a Resources) -> impl Fn(Kind) -> String + 'a {
     move |kind| match kind {
         Kind::User => globex.user("ines@initech.test"),
         Kind::Org => globex.org("Initech"),
@@ -61,6 +81,9 @@ fn globex_targets(globex: &Directory) -> impl Fn(Kind) -> String + '_ {
         Kind::Tenant => "globex".to_owned(),
         Kind::Domain => "learn.globex.test".to_owned(),
         Kind::Email => "probe@globex.test".to_owned(),
+        other => arranged
+            .get(other)
+            .unwrap_or_else(|| panic!("nothing arranged of {other:?}")),
     }
 }
 
@@ -100,12 +123,14 @@ async fn another_tenants_admin_cannot_reach_acme_data(app: &TestApp) {
     // Arrange: acme's data, as acme's admin sees it, and everything that identifies it.
     let acme_admin = app.login("acme", "admin@acme.test").await;
     let acme = Directory::load(&acme_admin).await;
-    let secrets = acme.needles();
-    let targets = acme_targets(&acme);
+    let acme_arranged = arrange_acme(app, &acme_admin).await;
+    let secrets = with_arranged(acme.needles(), &acme_arranged);
+    let targets = acme_targets(&acme, &acme_arranged);
     let globex_session = app.login("globex", "admin@globex.test").await;
     let (_, token) = globex_session.create_token("matrix").await;
     let globex_token = globex_session.with_token(&token);
     let globex = Directory::load(&globex_session).await;
+    let globex_arranged = Resources::arrange(app, &globex_session, "ines@initech.test", "Initech").await;
     let api = Document::fetch(&globex_session).await;
     let before = app.snapshot().await;
 
@@ -158,7 +183,7 @@ async fn another_tenants_admin_cannot_reach_acme_data(app: &TestApp) {
 
     // One foreign id at a time: the path and every other field name globex's own data, so only the one
     // acme id can be the reason for the refusal (a handler that forgot the tenant on that field fails here).
-    let own = globex_targets(&globex);
+    let own = globex_targets(&globex, &globex_arranged);
     for op in api.operations.iter().filter(|o| o.security == Security::Tenant) {
         let used = RefCell::new(BTreeSet::new());
         let recording = |k: Kind| {
@@ -198,7 +223,10 @@ async fn another_tenants_admin_cannot_reach_acme_data(app: &TestApp) {
     let touched: Vec<String> = before
         .changes(&after)
         .into_iter()
-        .filter(|row| acme_ids.keys().any(|id| row.contains(id.as_str())))
+        .filter(|row| {
+            acme_ids.keys().any(|id| row.contains(id.as_str()))
+                || acme_arranged.0.values().any(|id| row.contains(id.as_str()))
+        })
         .collect();
     assert!(
         touched.is_empty(),
@@ -212,9 +240,10 @@ async fn another_tenants_admin_cannot_reach_acme_data(app: &TestApp) {
 async fn foreign_credentials_are_refused_on_acme_host(app: &TestApp) {
     let acme_admin = app.login("acme", "admin@acme.test").await;
     let acme = Directory::load(&acme_admin).await;
+    let acme_arranged = arrange_acme(app, &acme_admin).await;
     let globex_admin = app.login("globex", "admin@globex.test").await;
     let globex = Directory::load(&globex_admin).await;
-    let targets = acme_targets(&acme);
+    let targets = acme_targets(&acme, &acme_arranged);
     let (_, globex_secret) = globex_admin.create_token("wrong-door").await;
     let (_, acme_secret) = acme_admin.create_token("wrong-door").await;
     let api = Document::fetch(&acme_admin).await;
@@ -222,7 +251,7 @@ async fn foreign_credentials_are_refused_on_acme_host(app: &TestApp) {
     let globex_host = app.tenant_host("globex");
 
     // Each wrong door, with the data that must not show through it.
-    let (acme_secrets, globex_secrets) = (acme.needles(), globex.needles());
+    let (acme_secrets, globex_secrets) = (with_arranged(acme.needles(), &acme_arranged), globex.needles());
     let wrong_doors: [(Client, &Needles, &str); 5] = [
         (
             globex_admin.with_token(&globex_secret).on_host(&acme_host),
@@ -287,7 +316,8 @@ async fn operator_endpoints_refuse_tenant_credentials(app: &TestApp) {
     let acme_admin = app.login("acme", "admin@acme.test").await;
     let (_, acme_secret) = acme_admin.create_token("not-an-operator").await;
     let acme = Directory::load(&acme_admin).await;
-    let targets = acme_targets(&acme);
+    let acme_arranged = arrange_acme(app, &acme_admin).await;
+    let targets = acme_targets(&acme, &acme_arranged);
     let api = Document::fetch(&acme_admin).await;
     let operator_ops: Vec<&Operation> = api.for_security(Security::Operator).collect();
     assert!(!operator_ops.is_empty(), "the document lists no operator endpoints");
@@ -346,6 +376,7 @@ async fn operator_endpoints_refuse_tenant_credentials(app: &TestApp) {
 async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
     let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
     let manager = app.login("acme", "emea.manager@acme.test").await;
     let api = Document::fetch(&manager).await;
 
@@ -384,7 +415,7 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         Kind::Grant => acme.grant_of("eng.manager@acme.test"),
         Kind::Token => id_of(&acme.tokens[0]),
         Kind::Email => "new.starter@acme.test".to_owned(),
-        other => acme_targets(&acme)(other),
+        other => acme_targets(&acme, &arranged)(other),
     };
     // Ids inside the subtree, for requests that aim outside only through their body.
     let inside_target = |kind: Kind| match kind {
@@ -392,6 +423,8 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         Kind::Org => acme.org("Sales EMEA"),
         other => outside_target(other),
     };
+    // Kinds that belong to someone outside the subtree (Pia's enrollment, request, certificate, message and
+    // sign-up; an invitation to Engineering; the admin's job, report preset and schedule).
     let scoped = [
         Kind::User,
         Kind::Org,
@@ -399,6 +432,15 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         Kind::Grant,
         Kind::Token,
         Kind::AuditEntry,
+        Kind::Enrollment,
+        Kind::EnrollmentRequest,
+        Kind::Certificate,
+        Kind::Message,
+        Kind::Signup,
+        Kind::Invitation,
+        Kind::Job,
+        Kind::ReportPreset,
+        Kind::ReportSchedule,
     ];
     let before = app.snapshot().await;
 
@@ -466,12 +508,13 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
     );
 }
 
-/// Operations a read-only user may still call: their own sign-in, session, password and API tokens, and their
-/// own report presets and schedules (which run with the reporter's own scope). Everything else that is not a
-/// GET must be refused for a segment reporter.
+/// Operations a read-only user may still call: their own sign-in, session, password and API tokens, their own
+/// learning (enrolling themselves from the catalog), and their own report presets and schedules (which run
+/// with the reporter's own scope). Everything else that is not a GET must be refused for a segment reporter.
 const OWN_ACCOUNT_PREFIXES: &[&str] = &[
     "/api/v1/auth/",
     "/api/v1/me",
+    "/api/v1/catalog/",
     "/api/v1/tokens",
     "/api/v1/report-presets",
     "/api/v1/report-schedules",
@@ -482,6 +525,7 @@ const OWN_ACCOUNT_PREFIXES: &[&str] = &[
 async fn segment_reporter_changes_nothing(app: &TestApp) {
     let admin = app.login("acme", "admin@acme.test").await;
     let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
     let reporter = app.login("acme", "uk.reporter@acme.test").await;
     let reporter_id = acme.user("uk.reporter@acme.test");
     let api = Document::fetch(&reporter).await;
@@ -502,7 +546,7 @@ async fn segment_reporter_changes_nothing(app: &TestApp) {
         Kind::Org => acme.org("Team North"),
         Kind::Grant => acme.grant_of("uk.reporter@acme.test"),
         Kind::Email => "new.starter@acme.test".to_owned(),
-        other => acme_targets(&acme)(other),
+        other => acme_targets(&acme, &arranged)(other),
     };
 
     let audit_before = app.audit_count().await;
@@ -559,4 +603,83 @@ async fn segment_reporter_changes_nothing(app: &TestApp) {
     expected.sort_unstable();
     assert_eq!(seen, expected);
     assert_eq!(expected.len(), 7, "seven demo users carry REGION_UK");
+}
+
+/// (e) Nora is a learner in Team North. Aimed at everyone else's data (Pia's enrollment, request, certificate,
+/// message and sign-up, the admin's job and reports, other people and organizations), every operation that is
+/// not her own account or learning is refused, nothing changes, and what she reads names nobody else.
+async fn learner_reaches_only_her_own(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
+    let learner = app.login("acme", "nora.north@acme.test").await;
+    let nora = acme.user("nora.north@acme.test");
+    let api = Document::fetch(&learner).await;
+
+    let mut others = Needles::default();
+    for u in acme.users.iter().filter(|u| id_of(u) != nora) {
+        others.add(&id_of(u), "another person's id");
+        others.add(u["email"].as_str().unwrap_or_default(), "another person's e-mail");
+    }
+    for kind in [
+        Kind::Enrollment,
+        Kind::EnrollmentRequest,
+        Kind::Certificate,
+        Kind::Message,
+        Kind::Signup,
+        Kind::Invitation,
+        Kind::Job,
+        Kind::ReportPreset,
+        Kind::ReportSchedule,
+    ] {
+        others.add(
+            &arranged.get(kind).unwrap_or_default(),
+            &format!("someone else's {kind:?}"),
+        );
+    }
+    let targets = |kind: Kind| match kind {
+        Kind::User => acme.user("pia.platform@acme.test"),
+        Kind::Org => acme.org("Engineering"),
+        Kind::Grant => acme.grant_of("emea.manager@acme.test"),
+        Kind::Email => "new.starter@acme.test".to_owned(),
+        other => acme_targets(&acme, &arranged)(other),
+    };
+
+    let audit_before = app.audit_count().await;
+    let before = app.snapshot().await;
+    let mut refused = 0;
+    for op in &api.operations {
+        let own_account = OWN_ACCOUNT_PREFIXES.iter().any(|p| op.path.starts_with(p));
+        if op.security == Security::Public || own_account {
+            continue;
+        }
+        let (path, reply) = op.send(&learner, &api.doc, &targets).await;
+        let context = format!("{} as the learner Nora (sent {path})", op.label());
+        others.assert_absent(&context, &reply.text);
+        if op.is_read() {
+            assert!(
+                reply.status.as_u16() < 500,
+                "{context}: {} {}",
+                reply.status,
+                reply.text
+            );
+            for (path, reply) in query_variants(&learner, op, &targets).await {
+                others.assert_absent(&format!("GET {path} as the learner Nora"), &reply.text);
+            }
+            continue;
+        }
+        let expected = match op.security {
+            Security::Operator => matches!(reply.status.as_u16(), 401 | 403),
+            _ => is_refusal(reply.status),
+        };
+        assert!(
+            expected,
+            "{context}: expected a refusal, got {} {}",
+            reply.status, reply.text
+        );
+        refused += 1;
+    }
+    assert!(refused >= 20, "only {refused} changing operations were tried");
+    assert_eq!(app.audit_count().await, audit_before, "the audit log grew");
+    before.assert_unchanged(&app.snapshot().await, "a learner's attempts");
 }

@@ -12,6 +12,7 @@ pub mod browser;
 mod client;
 mod fixture;
 pub mod openapi;
+pub mod resources;
 mod snapshot;
 
 pub use client::{Body, Client, Form, Reply};
@@ -388,6 +389,22 @@ impl TestApp {
             .rows_affected();
         tx.commit().await.expect("commit");
         n
+    }
+
+    /// The first column of the first row, as text, with platform rights; panics when there is no row.
+    pub async fn text(&self, sql: &str, args: &[&str]) -> String {
+        let mut tx = self.db.platform().begin().await.expect("platform transaction");
+        let mut q = sqlx::query_scalar::<_, String>(sql);
+        for a in args {
+            q = q.bind(a.to_string());
+        }
+        let v = q
+            .fetch_optional(tx.conn())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|| panic!("{sql} {args:?}: no row"));
+        tx.commit().await.expect("commit");
+        v
     }
 
     /// Count rows with platform rights (`SELECT COUNT(*) …`).

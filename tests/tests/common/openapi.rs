@@ -34,6 +34,42 @@ pub enum Kind {
     Domain,
     /// An e-mail address.
     Email,
+    Course,
+    Lesson,
+    Enrollment,
+    EnrollmentRequest,
+    Certificate,
+    Program,
+    Invitation,
+    Job,
+    Message,
+    Notice,
+    Plugin,
+    Rule,
+    ReportPreset,
+    ReportSchedule,
+    Signup,
+}
+
+impl Kind {
+    /// The kinds [`super::resources::Resources`] arranges (the rest come from [`super::Directory`]).
+    pub const ARRANGED: [Kind; 15] = [
+        Kind::Course,
+        Kind::Lesson,
+        Kind::Enrollment,
+        Kind::EnrollmentRequest,
+        Kind::Certificate,
+        Kind::Program,
+        Kind::Invitation,
+        Kind::Job,
+        Kind::Message,
+        Kind::Notice,
+        Kind::Plugin,
+        Kind::Rule,
+        Kind::ReportPreset,
+        Kind::ReportSchedule,
+        Kind::Signup,
+    ];
 }
 
 /// The kind a collection segment such as `users` holds.
@@ -50,6 +86,21 @@ fn collection_kind(segment: &str) -> Option<Kind> {
         "audit" => Kind::AuditEntry,
         "tenants" => Kind::Tenant,
         "domains" => Kind::Domain,
+        "courses" => Kind::Course,
+        "lessons" => Kind::Lesson,
+        "enrollments" => Kind::Enrollment,
+        "enrollment-requests" | "requests" => Kind::EnrollmentRequest,
+        "certificates" => Kind::Certificate,
+        "programs" => Kind::Program,
+        "invitations" => Kind::Invitation,
+        "jobs" => Kind::Job,
+        "messages" => Kind::Message,
+        "notices" => Kind::Notice,
+        "plugins" | "plugin-reports" => Kind::Plugin,
+        "rules" => Kind::Rule,
+        "report-presets" | "presets" => Kind::ReportPreset,
+        "report-schedules" | "schedules" => Kind::ReportSchedule,
+        "signups" => Kind::Signup,
         _ => return None,
     })
 }
