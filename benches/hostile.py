@@ -3,13 +3,15 @@
 
     hostile.py PORT HOST ADMIN_COOKIE PLUGIN_ID SECONDS [ATTACKS]
 
-ATTACKS is a comma-separated choice of `loop,sleep,login,upload` (default: all of them).
+ATTACKS is a comma-separated choice of `loop,sleep,login,upload,bulk,report` (default: all of them).
 
 Runs for SECONDS, with threads of its own (stdlib only):
   - 48 callers invoking the `misbehave` plugin's spinning hook (`loop`) again and again;
   - 300 callers invoking its sleeping hook (`sleep`);
   - 32 sign-in attempts with wrong passwords at a time;
   - 4 uploads of a 40 MB file at a time;
+  - 4 callers starting bulk enrollments of the whole academy into a course, again and again;
+  - 8 callers running the completion-by-organization report;
 and one probe of /healthz every 200 ms. Prints one JSON line: answers by kind and status, and the probes
 that failed.
 """
@@ -22,7 +24,7 @@ import time
 from collections import Counter
 
 port, host, cookie, plugin, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
-attacks = set((sys.argv[6] if len(sys.argv) > 6 else "loop,sleep,login,upload").split(","))
+attacks = set((sys.argv[6] if len(sys.argv) > 6 else "loop,sleep,login,upload,bulk,report").split(","))
 deadline = time.monotonic() + seconds
 counts = Counter()
 lock = threading.Lock()
@@ -74,6 +76,27 @@ def upload():
         note("upload", request("POST", "/api/v1/plugins", body, headers, timeout=60))
 
 
+def fetch_json(path):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": host, "Cookie": cookie})
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def bulk(course, org):
+    body = json.dumps({"course_id": course, "org_id": org})
+    headers = {"Cookie": cookie, "Content-Type": "application/json", "Origin": f"http://{host}"}
+    while time.monotonic() < deadline:
+        note("bulk enrollment", request("POST", "/api/v1/enrollments/bulk", body, headers))
+
+
+def report():
+    while time.monotonic() < deadline:
+        note("report", request("GET", "/api/v1/reports/completion-by-org", headers={"Cookie": cookie}))
+
+
 def probe():
     while time.monotonic() < deadline:
         status = request("GET", "/healthz", timeout=5)
@@ -85,7 +108,12 @@ threads = ([threading.Thread(target=invoke, args=("loop",)) for _ in range(48 if
            + [threading.Thread(target=invoke, args=("sleep",)) for _ in range(300 if "sleep" in attacks else 0)]
            + [threading.Thread(target=guess, args=(i,)) for i in range(32 if "login" in attacks else 0)]
            + [threading.Thread(target=upload) for _ in range(4 if "upload" in attacks else 0)]
+           + [threading.Thread(target=report) for _ in range(8 if "report" in attacks else 0)]
            + [threading.Thread(target=probe)])
+if "bulk" in attacks:
+    course = fetch_json("/api/v1/courses")[0]["id"]
+    root = next(o["id"] for o in fetch_json("/api/v1/orgs?limit=500")["items"] if o.get("parent_id") is None)
+    threads += [threading.Thread(target=bulk, args=(course, root)) for _ in range(4)]
 for t in threads:
     t.daemon = True
     t.start()

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Hostile-neighbour benchmark: a quiet academy (acme: a learner's catalog page, rendered with acme's branding
 # plugin, and an admin's users list) measured alone, then while another academy (globex) floods the host for
-# the same time with spinning and sleeping plugin calls, wrong passwords and oversized uploads
-# (benches/hostile.py). Prints, for each: requests per second, p50, p99 and errors of the quiet academy;
+# the same time with spinning and sleeping plugin calls, wrong passwords, oversized uploads, bulk enrollments and
+# report runs (benches/hostile.py). Prints, for each: requests per second, p50, p99 and errors of the quiet academy;
 # then the faults charged to acme's plugins, what globex's flood was answered, /healthz during it, and the
 # server's peak RSS. The fault limit is raised so that globex's plugin keeps spinning instead of being
 # disabled after five faults (which would end the flood of plugin calls early).
 #
 #   benches/hostile.sh                 # SQLite
 #   DURATION=60 benches/hostile.sh
-#   ATTACKS=login,upload benches/hostile.sh     # some of the attacks only (loop, sleep, login, upload)
+#   ATTACKS=login,upload benches/hostile.sh     # some of the attacks only (loop, sleep, login, upload, bulk, report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${DURATION:-30}"
@@ -67,7 +67,7 @@ peak_rss() { awk '/VmHWM/ {print int($2/1024) " MiB"}' "/proc/$server/status"; }
 
 measure "acme alone"
 echo "  server peak RSS so far: $(peak_rss)"
-python3 benches/hostile.py "$port" "$loud" "$globex" "$misbehave" "$duration" "${ATTACKS:-loop,sleep,login,upload}" \
+python3 benches/hostile.py "$port" "$loud" "$globex" "$misbehave" "$duration" "${ATTACKS:-loop,sleep,login,upload,bulk,report}" \
   >/tmp/aula-hostile-flood.json &
 flood=$!
 sleep 1
