@@ -4,7 +4,7 @@
 //!
 //! - another tenant's admin, on their own academy, aiming at acme's ids;
 //! - another tenant's credentials presented on acme's academy, and tenant credentials on operator endpoints;
-//! - an acme org manager aiming outside their subtree;
+//! - an acme org manager aiming outside their subtree, and a segment manager outside their segment;
 //! - an acme segment reporter trying to change anything;
 //! - an acme learner aiming at everyone else's data.
 
@@ -25,6 +25,7 @@ scenarios!(
     org_manager_stays_inside_their_subtree,
     segment_reporter_changes_nothing,
     learner_reaches_only_her_own,
+    segment_manager_stays_inside_the_segment,
 );
 
 fn id_of(v: &Value) -> String {
@@ -378,7 +379,6 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
     let acme = Directory::load(&admin).await;
     let arranged = arrange_acme(app, &admin).await;
     let manager = app.login("acme", "emea.manager@acme.test").await;
-    let api = Document::fetch(&manager).await;
 
     let inside_orgs = acme.org_ids_below(&acme.org("Sales EMEA"));
     let inside_users: Vec<String> = acme.users_below("Sales EMEA").iter().map(|u| id_of(u)).collect();
@@ -442,14 +442,43 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         Kind::ReportPreset,
         Kind::ReportSchedule,
     ];
+    walk_outside_a_managers_reach(
+        app,
+        &manager,
+        "the Sales EMEA manager",
+        &outside,
+        &outside_ids,
+        &scoped,
+        &outside_target,
+        &inside_target,
+    )
+    .await;
+}
+
+/// Walk every academy operation as a manager, aimed outside their reach (`outside_target`), and again at a
+/// target inside it that the body points outside (`inside_target`): what aims outside (`scoped` kinds in the
+/// path, or an `outside` needle in the body) is refused, no answer shows an `outside` needle, and no stored
+/// row holding one of `outside_ids` changes.
+#[allow(clippy::too_many_arguments)]
+async fn walk_outside_a_managers_reach(
+    app: &TestApp,
+    manager: &Client,
+    who: &str,
+    outside: &Needles,
+    outside_ids: &[String],
+    scoped: &[Kind],
+    outside_target: &dyn Fn(Kind) -> String,
+    inside_target: &dyn Fn(Kind) -> String,
+) {
+    let api = Document::fetch(manager).await;
     let before = app.snapshot().await;
 
     for op in api.operations.iter().filter(|o| o.security == Security::Tenant) {
         // Everything aimed outside.
-        let body = body_text(op, &api, &outside_target);
+        let body = body_text(op, &api, outside_target);
         let aims_outside = op.path_kinds().iter().any(|k| scoped.contains(k)) || outside.found_in(&body).is_some();
-        let (path, reply) = op.send(&manager, &api.doc, &outside_target).await;
-        let context = format!("{} as the Sales EMEA manager (sent {path} {body})", op.label());
+        let (path, reply) = op.send(manager, &api.doc, outside_target).await;
+        let context = format!("{} as {who} (sent {path} {body})", op.label());
         outside.assert_absent(&context, &reply.text);
         if aims_outside {
             assert!(
@@ -466,8 +495,8 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
                 reply.text
             );
         }
-        for (path, reply) in query_variants(&manager, op, &outside_target).await {
-            let context = format!("GET {path} as the Sales EMEA manager");
+        for (path, reply) in query_variants(manager, op, outside_target).await {
+            let context = format!("GET {path} as {who}");
             outside.assert_absent(&context, &reply.text);
             assert!(
                 matches!(reply.status.as_u16(), 200 | 400 | 403 | 404),
@@ -481,11 +510,9 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         if op.is_read() || outside.found_in(&body).is_none() {
             continue;
         }
-        let path = op.fill(&inside_target);
-        let reply = manager
-            .send(&op.method, &path, op.body(&api.doc, &outside_target))
-            .await;
-        let context = format!("{} as the Sales EMEA manager (sent {path} {body})", op.label());
+        let path = op.fill(inside_target);
+        let reply = manager.send(&op.method, &path, op.body(&api.doc, outside_target)).await;
+        let context = format!("{} as {who} (sent {path} {body})", op.label());
         outside.assert_absent(&context, &reply.text);
         assert!(
             is_refusal_or_invalid(reply.status),
@@ -503,7 +530,7 @@ async fn org_manager_stays_inside_their_subtree(app: &TestApp) {
         .collect();
     assert!(
         changed.is_empty(),
-        "the manager changed data outside their subtree:\n{}",
+        "{who} changed data outside their reach:\n{}",
         changed.join("\n")
     );
 }
@@ -682,4 +709,74 @@ async fn learner_reaches_only_her_own(app: &TestApp) {
     assert!(refused >= 20, "only {refused} changing operations were tried");
     assert_eq!(app.audit_count().await, audit_before, "the audit log grew");
     before.assert_unchanged(&app.snapshot().await, "a learner's attempts");
+}
+
+/// (f) Uma leads the 'UK staff' segment (people tagged REGION_UK). Every person outside it, and what belongs to
+/// them (Pia's enrollment, request, certificate, message and sign-up) or to the admin (a job, report preset
+/// and schedule), looks like an id that does not exist, and no answer shows a person outside the segment.
+async fn segment_manager_stays_inside_the_segment(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
+    let lead = app.login("acme", "uk.lead@acme.test").await;
+
+    let uk_tag = acme.tag("REGION_UK");
+    let in_segment = |u: &Value| {
+        u["tags"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["id"] == uk_tag.as_str()))
+    };
+    let mut outside = Needles::default();
+    let mut outside_ids = Vec::new();
+    for u in acme.users.iter().filter(|u| !in_segment(u)) {
+        outside.add(&id_of(u), "user id outside the segment");
+        outside.add(u["email"].as_str().unwrap_or_default(), "e-mail outside the segment");
+        outside_ids.push(id_of(u));
+    }
+    assert!(
+        !in_segment(
+            acme.users
+                .iter()
+                .find(|u| u["email"] == "pia.platform@acme.test")
+                .expect("Pia")
+        ),
+        "the arranged resources belong to someone outside the segment"
+    );
+    let outside_target = |kind: Kind| match kind {
+        Kind::User => acme.user("pia.platform@acme.test"),
+        Kind::Org => acme.org("Engineering"),
+        Kind::Segment => acme.segment("UK staff"),
+        Kind::Grant => acme.grant_of("eng.manager@acme.test"),
+        Kind::Email => "new.starter@acme.test".to_owned(),
+        other => acme_targets(&acme, &arranged)(other),
+    };
+    let inside_target = |kind: Kind| match kind {
+        Kind::User => acme.user("nora.north@acme.test"),
+        other => outside_target(other),
+    };
+    let scoped = [
+        Kind::User,
+        Kind::Grant,
+        Kind::Token,
+        Kind::AuditEntry,
+        Kind::Enrollment,
+        Kind::EnrollmentRequest,
+        Kind::Certificate,
+        Kind::Message,
+        Kind::Signup,
+        Kind::Job,
+        Kind::ReportPreset,
+        Kind::ReportSchedule,
+    ];
+    walk_outside_a_managers_reach(
+        app,
+        &lead,
+        "the UK staff lead",
+        &outside,
+        &outside_ids,
+        &scoped,
+        &outside_target,
+        &inside_target,
+    )
+    .await;
 }
