@@ -255,21 +255,39 @@ pub enum HostTenant {
 }
 
 /// Host → tenant, cached for a few seconds. Changes made by this process drop the cache at once; other
-/// replicas see them within [`TenantCache::TTL`].
+/// replicas see them within [`TenantCache::TTL`]. A request takes its academy's turn only once its host is
+/// resolved, so the lookups of hosts not in the cache have a bound of their own: a flood of made-up hosts
+/// costs at most [`TenantCache::LOOKUPS`] database queries at a time and never the database's connections.
 pub struct TenantCache {
     base_domain: String,
     entries: TtlCache<String, HostTenant>,
+    lookups: tokio::sync::Semaphore,
+}
+
+/// Why a host could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// Every lookup slot stayed taken for [`TenantCache::LOOKUP_WAIT`].
+    #[error(transparent)]
+    Busy(#[from] crate::fair::Busy),
 }
 
 impl TenantCache {
     /// How long an answer is reused.
     pub const TTL: Duration = Duration::from_secs(5);
+    /// Lookups of hosts not in the cache at once.
+    pub const LOOKUPS: usize = 8;
+    /// The longest wait for a lookup slot; then the host is busy (503).
+    pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
     /// An empty cache for this base domain.
     pub fn new(base_domain: &str) -> TenantCache {
         TenantCache {
             base_domain: base_domain.to_ascii_lowercase(),
             entries: TtlCache::new(Self::TTL, 10_000),
+            lookups: tokio::sync::Semaphore::new(Self::LOOKUPS),
         }
     }
 
@@ -279,8 +297,21 @@ impl TenantCache {
     }
 
     /// Resolve a `Host` header value.
-    pub async fn resolve(&self, db: &Db, host: &str) -> Result<HostTenant, sqlx::Error> {
+    pub async fn resolve(&self, db: &Db, host: &str) -> Result<HostTenant, ResolveError> {
         let host = normalize_host(host);
+        if let Some(known) = self.entries.get(host.as_str()) {
+            return Ok(known);
+        }
+        let busy = || crate::fair::Busy {
+            resource: "host lookups",
+            retry_after: Duration::from_secs(1),
+            own_share: false,
+        };
+        let _slot = tokio::time::timeout(Self::LOOKUP_WAIT, self.lookups.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        // Looked up by another request while this one waited?
         if let Some(known) = self.entries.get(host.as_str()) {
             return Ok(known);
         }
@@ -344,6 +375,44 @@ pub fn academy_url(config: &crate::config::Config, tenant: &Tenant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With every lookup slot taken, a host not in the cache waits LOOKUP_WAIT and is told the host is busy;
+    /// a cached host still resolves at once.
+    #[tokio::test]
+    async fn lookups_of_unknown_hosts_are_bounded() {
+        let dir = std::env::temp_dir().join(format!("aula-tenancy-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::connect(&format!("sqlite:{}/t.db", dir.display()), 2)
+            .await
+            .expect("database");
+        let cache = TenantCache::new("localhost");
+        assert!(matches!(
+            cache.resolve(&db, "known.localhost").await,
+            Ok(HostTenant::Unknown)
+        ));
+        let taken = cache
+            .lookups
+            .acquire_many(TenantCache::LOOKUPS as u32)
+            .await
+            .expect("every slot");
+        let started = std::time::Instant::now();
+        match cache.resolve(&db, "made-up-1.example").await {
+            Err(ResolveError::Busy(busy)) => assert!(!busy.own_share, "{busy}"),
+            other => panic!("expected busy, got {other:?}"),
+        }
+        assert!(started.elapsed() >= TenantCache::LOOKUP_WAIT);
+        assert!(matches!(
+            cache.resolve(&db, "known.localhost").await,
+            Ok(HostTenant::Unknown)
+        ));
+        drop(taken);
+        assert!(matches!(
+            cache.resolve(&db, "made-up-2.example").await,
+            Ok(HostTenant::Unknown)
+        ));
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn hosts_normalize() {

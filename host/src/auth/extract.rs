@@ -173,7 +173,11 @@ fn unauthenticated(message: &str) -> ApiError {
 
 /// The tenant a request's host names, or the error for a host that names none.
 pub(crate) async fn host_tenant(parts: &Parts, state: &AppState) -> Result<HostTenant, ApiError> {
-    Ok(state.tenants.resolve(&state.db, &host(parts, state)).await?)
+    match state.tenants.resolve(&state.db, &host(parts, state)).await {
+        Ok(found) => Ok(found),
+        Err(crate::tenancy::ResolveError::Db(e)) => Err(e.into()),
+        Err(crate::tenancy::ResolveError::Busy(busy)) => Err(busy.into()),
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

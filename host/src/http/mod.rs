@@ -137,7 +137,9 @@ async fn take_turns(axum::extract::State(state): axum::extract::State<AppState>,
     let share = match crate::auth::extract::host_tenant(&parts, &state).await {
         Ok(crate::tenancy::HostTenant::Tenant(tenant)) => tenant.id,
         Ok(crate::tenancy::HostTenant::Platform) => "platform".to_owned(),
-        Ok(crate::tenancy::HostTenant::Unknown) | Err(_) => "unknown hosts".to_owned(),
+        Ok(crate::tenancy::HostTenant::Unknown) => "unknown hosts".to_owned(),
+        // The host could not be looked up (the lookups are busy, or the database failed): say so now.
+        Err(e) => return axum::response::IntoResponse::into_response(e),
     };
     let _turn = match state.requests.acquire(&share).await {
         Ok(turn) => turn,
