@@ -3,7 +3,9 @@
 
     hostile.py PORT HOST ADMIN_COOKIE PLUGIN_ID SECONDS [ATTACKS]
 
-ATTACKS is a comma-separated choice of `loop,sleep,login,upload,bulk,report` (default: all of them).
+ATTACKS is a comma-separated choice of `loop,sleep,login,upload,bulk,report,kv,files` (default: all of them).
+The `kv` and `files` attacks call the plugins whose ids are in $KV_PLUGIN (the `kv-user` test guest) and
+$FILES_PLUGIN (the `files` test guest).
 
 Runs for SECONDS, with threads of its own (stdlib only):
   - 48 callers invoking the `misbehave` plugin's spinning hook (`loop`) again and again;
@@ -12,19 +14,22 @@ Runs for SECONDS, with threads of its own (stdlib only):
   - 4 uploads of a 40 MB file at a time;
   - 4 callers starting bulk enrollments of the whole academy into a course, again and again;
   - 8 callers running the completion-by-organization report;
+  - 32 callers of the `kv-user` plugin, each call a key-value write;
+  - 8 callers of the `files` plugin writing 8 MiB files under new names until the academy's quota stops them;
 and one probe of /healthz every 200 ms. Prints one JSON line: answers by kind and status, and the probes
 that failed.
 """
 
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 from collections import Counter
 
 port, host, cookie, plugin, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
-attacks = set((sys.argv[6] if len(sys.argv) > 6 else "loop,sleep,login,upload,bulk,report").split(","))
+attacks = set((sys.argv[6] if len(sys.argv) > 6 else "loop,sleep,login,upload,bulk,report,kv,files").split(","))
 deadline = time.monotonic() + seconds
 counts = Counter()
 lock = threading.Lock()
@@ -49,12 +54,12 @@ def note(kind, status):
         counts[f"{kind} {status}"] += 1
 
 
-def invoke(name):
+def invoke(name, target=None):
     body = json.dumps({"hook": "on-signup", "input": {"email": "x@example.test", "name": name, "locale": None,
                                                       "profile": [], "invited_to": None}})
     headers = {"Cookie": cookie, "Content-Type": "application/json", "Origin": f"http://{host}"}
     while time.monotonic() < deadline:
-        note(f"invoke {name}", request("POST", f"/api/v1/plugins/{plugin}/invoke", body, headers))
+        note(f"invoke {name}", request("POST", f"/api/v1/plugins/{target or plugin}/invoke", body, headers))
 
 
 def guess(i):
@@ -92,6 +97,16 @@ def bulk(course, org):
         note("bulk enrollment", request("POST", "/api/v1/enrollments/bulk", body, headers))
 
 
+def fill(worker):
+    headers = {"Cookie": cookie, "Content-Type": "application/json", "Origin": f"http://{host}"}
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        params = {"op": "fill", "path": f"fill-{worker}-{n}.bin", "size": str(8 * 1024 * 1024)}
+        body = json.dumps({"params": params, "cursor": None})
+        note("files fill", request("POST", f"/api/v1/plugin-reports/{os.environ['FILES_PLUGIN']}/fs", body, headers))
+
+
 def report():
     while time.monotonic() < deadline:
         note("report", request("GET", "/api/v1/reports/completion-by-org", headers={"Cookie": cookie}))
@@ -109,6 +124,9 @@ threads = ([threading.Thread(target=invoke, args=("loop",)) for _ in range(48 if
            + [threading.Thread(target=guess, args=(i,)) for i in range(32 if "login" in attacks else 0)]
            + [threading.Thread(target=upload) for _ in range(4 if "upload" in attacks else 0)]
            + [threading.Thread(target=report) for _ in range(8 if "report" in attacks else 0)]
+           + [threading.Thread(target=invoke, args=("kv", os.environ.get("KV_PLUGIN")))
+              for _ in range(32 if "kv" in attacks else 0)]
+           + [threading.Thread(target=fill, args=(i,)) for i in range(8 if "files" in attacks else 0)]
            + [threading.Thread(target=probe)])
 if "bulk" in attacks:
     course = fetch_json("/api/v1/courses")[0]["id"]

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Hostile-neighbour benchmark: a quiet academy (acme: a learner's catalog page, rendered with acme's branding
 # plugin, and an admin's users list) measured alone, then while another academy (globex) floods the host for
-# the same time with spinning and sleeping plugin calls, wrong passwords, oversized uploads, bulk enrollments and
-# report runs (benches/hostile.py). Prints, for each: requests per second, p50, p99 and errors of the quiet academy;
+# the same time with spinning and sleeping plugin calls, wrong passwords, oversized uploads, bulk enrollments,
+# report runs, a key-value write flood and a disk-filling plugin (benches/hostile.py). Prints, for each: requests per second, p50, p99 and errors of the quiet academy;
 # then the faults charged to acme's plugins, what globex's flood was answered, /healthz during it, and the
 # server's peak RSS. The fault limit is raised so that globex's plugin keeps spinning instead of being
 # disabled after five faults (which would end the flood of plugin calls early).
 #
 #   benches/hostile.sh                 # SQLite
 #   DURATION=60 benches/hostile.sh
-#   ATTACKS=login,upload benches/hostile.sh     # some of the attacks only (loop, sleep, login, upload, bulk, report)
+#   ATTACKS=login,upload benches/hostile.sh     # some of the attacks only (loop, sleep, login, upload, bulk, report, kv, files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${DURATION:-30}"
@@ -53,6 +53,20 @@ misbehave="$(curl -fs -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$
   "http://127.0.0.1:$port/api/v1/plugins" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugin"]["id"])')"
 curl -fs -o /dev/null -X POST -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
   -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$port/api/v1/plugins/$misbehave/activate"
+# globex's key-value writer and its disk filler, deployed and active too.
+deploy() {
+  local id
+  id="$(curl -fs -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
+    -F "manifest=<tests/guests/$1/aula-plugin.toml" \
+    -F "component=@target/wasm/wasm32-wasip2/release/${1//-/_}.wasm;type=application/wasm" -F grant=requested \
+    "http://127.0.0.1:$port/api/v1/plugins" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugin"]["id"])')"
+  curl -fs -o /dev/null -X POST -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
+    -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$port/api/v1/plugins/$id/activate"
+  echo "$id"
+}
+KV_PLUGIN="$(deploy kv-user)"
+FILES_PLUGIN="$(deploy files)"
+export KV_PLUGIN FILES_PLUGIN
 
 measure() {
   echo "== $1"
@@ -67,7 +81,7 @@ peak_rss() { awk '/VmHWM/ {print int($2/1024) " MiB"}' "/proc/$server/status"; }
 
 measure "acme alone"
 echo "  server peak RSS so far: $(peak_rss)"
-python3 benches/hostile.py "$port" "$loud" "$globex" "$misbehave" "$duration" "${ATTACKS:-loop,sleep,login,upload,bulk,report}" \
+python3 benches/hostile.py "$port" "$loud" "$globex" "$misbehave" "$duration" "${ATTACKS:-loop,sleep,login,upload,bulk,report,kv,files}" \
   >/tmp/aula-hostile-flood.json &
 flood=$!
 sleep 1
