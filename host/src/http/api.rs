@@ -32,8 +32,9 @@ pub struct Op {
     response: Option<Value>,
     response_type: &'static str,
     status: u16,
-    /// Another success status with the same body (a sign-up that waits answers 202 instead of 201).
-    also: Option<u16>,
+    /// Other success statuses with the same body (a sign-up that waits answers 202 instead of 201; an
+    /// idempotent creation answers 200 when the thing was there already).
+    also: Vec<u16>,
 }
 
 impl Op {
@@ -51,7 +52,7 @@ impl Op {
             response: None,
             response_type: "application/json",
             status: 200,
-            also: None,
+            also: Vec::new(),
         }
     }
     /// A GET operation.
@@ -96,7 +97,7 @@ impl Op {
     }
     /// Another success status it may answer, with the same body.
     pub fn also(mut self, status: u16) -> Op {
-        self.also = Some(status);
+        self.also.push(status);
         self
     }
     /// A non-JSON request body (e.g. an archive).
@@ -268,7 +269,7 @@ fn describe(op: &Op) -> Value {
         Some(schema) => json!({"description": "success", "content": {op.response_type: {"schema": schema}}}),
         None => json!({"description": "success"}),
     };
-    if let Some(also) = op.also {
+    for also in &op.also {
         responses.insert(also.to_string(), ok.clone());
     }
     responses.insert(op.status.to_string(), ok);

@@ -86,6 +86,8 @@ pub fn routes(api: &mut Api) {
              file",
         )
         .permission("tenant.manage")
+        .status(201)
+        .also(200)
         .request_body_type("application/octet-stream"),
         put(upload_file).layer(DefaultBodyLimit::max(theme::MAX_FILE_BYTES + 1024)),
     );

@@ -44,7 +44,8 @@ pub fn routes(api: &mut Api) {
             "Enroll a user in a course (idempotent: 200 when already enrolled)",
         )
         .permission("enrollments.write")
-        .status(201),
+        .status(201)
+        .also(200),
         post(create),
     );
     api.op_io::<BulkIn, JobOut>(

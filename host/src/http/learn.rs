@@ -41,9 +41,12 @@ pub fn routes(api: &mut Api) {
     api.op_out::<SelfEnrollOut>(
         Op::post(
             "/api/v1/catalog/{course_id}/enroll",
-            "Enroll yourself (or ask for approval where the course needs it)",
+            "Enroll yourself (or ask for approval where the course needs it): 201 enrolled, 202 asked, 200 \
+             already enrolled",
         )
-        .status(201),
+        .status(201)
+        .also(202)
+        .also(200),
         post(self_enroll),
     );
     api.op_out::<Vec<EnrollmentOut>>(

@@ -27,7 +27,8 @@ pub fn routes(api: &mut Api) {
             "Claim an e-mail domain for an organization, or change the claim (also needs tenant.manage academy-wide)",
         )
         .permission("orgs.write")
-        .status(201),
+        .status(201)
+        .also(200),
         put(claim_domain),
     );
     api.op(

@@ -68,9 +68,13 @@ pub fn routes(api: &mut Api) {
         get(members),
     );
     api.op_io::<NewMember, MemberOut>(
-        Op::post("/api/v1/orgs/{id}/members", "Add a user to the organization")
-            .permission("members.write")
-            .status(201),
+        Op::post(
+            "/api/v1/orgs/{id}/members",
+            "Add a user to the organization (idempotent: 200 when already a member)",
+        )
+        .permission("members.write")
+        .status(201)
+        .also(200),
         post(add_member_handler),
     );
     api.op(
