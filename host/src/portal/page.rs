@@ -546,7 +546,13 @@ impl FromRequest<AppState> for Posted {
                 .map(|(_, v)| v.into_owned())
         });
         if multipart && (visit.caller.is_none() || !visit.token_ok(query_token.as_deref())) {
-            return Err(expired_form());
+            // The body stays unread, so the connection cannot carry another request: say so, or the client
+            // would send its next request on a connection the server is closing.
+            let mut refused = expired_form();
+            refused
+                .headers_mut()
+                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return Err(refused);
         }
         let limit = if multipart {
             crate::config::plugins::MAX_UPLOAD_BYTES
