@@ -46,14 +46,7 @@ id_of() {
   python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("items",d) if isinstance(d,dict) else d; print(next(p["id"] for p in d if p["name"]==sys.argv[1]))' "$1"
 }
 branding="$(curl -fs -H "Host: $quiet" -H "Cookie: $admin" "http://127.0.0.1:$port/api/v1/plugins" | id_of org-branding)"
-# globex's misbehaving plugin, deployed and active.
-misbehave="$(curl -fs -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
-  -F "manifest=<tests/guests/misbehave/aula-plugin.toml" \
-  -F "component=@target/wasm/wasm32-wasip2/release/misbehave.wasm;type=application/wasm" -F grant=requested \
-  "http://127.0.0.1:$port/api/v1/plugins" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugin"]["id"])')"
-curl -fs -o /dev/null -X POST -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
-  -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$port/api/v1/plugins/$misbehave/activate"
-# globex's key-value writer and its disk filler, deployed and active too.
+# Upload a test guest to globex with the capabilities it asks for, activate it, print its id.
 deploy() {
   local id
   id="$(curl -fs -H "Host: $loud" -H "Cookie: $globex" -H "Origin: http://$loud" \
@@ -64,6 +57,8 @@ deploy() {
     -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$port/api/v1/plugins/$id/activate"
   echo "$id"
 }
+# globex's misbehaving plugin, its key-value writer and its disk filler, deployed and active.
+misbehave="$(deploy misbehave)"
 KV_PLUGIN="$(deploy kv-user)"
 FILES_PLUGIN="$(deploy files)"
 export KV_PLUGIN FILES_PLUGIN
