@@ -15,8 +15,10 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct TenantSettings {
     /// Locale used when neither the learner nor the browser says otherwise.
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     pub default_locale: String,
     /// Locales learners may pick.
+    #[schemars(length(min = 1, max = 50), inner(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE)))]
     pub allowed_locales: Vec<String>,
     /// Who may create their own account (`POST /api/v1/signup`):
     /// - `closed`: nobody; accounts come from admins and imports, and invitations are refused too;
@@ -24,12 +26,14 @@ pub struct TenantSettings {
     /// - `domain`: with an invitation, or with an e-mail address whose domain an organization claimed
     ///   (they land in that organization);
     /// - `open`: anyone; a claimed domain still places them in its organization, others land in none.
+    #[schemars(extend("enum" = ["closed", "open", "invitation", "domain"]))]
     pub signup: String,
     /// Whether every sign-up waits for an admin's approval (as `pending`) before the account can be used.
     pub signup_requires_approval: bool,
     /// Licence seats: how many users may ever sign in (a seat is taken at a user's first sign-in); no limit
     /// when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000000))]
     pub seat_limit: Option<u32>,
 }
 
@@ -375,6 +379,22 @@ pub fn academy_url(config: &crate::config::Config, tenant: &Tenant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The OpenAPI document's locale pattern agrees with the check.
+    #[test]
+    fn the_locale_pattern_agrees_with_the_check() {
+        let pattern = regex::Regex::new(crate::fields::pattern::LOCALE).unwrap();
+        for (value, ok) in [
+            ("en", true),
+            ("de-CH", true),
+            ("zh-Hant-TW", true),
+            ("EN", false),
+            ("e", false),
+        ] {
+            assert_eq!(pattern.is_match(value), ok, "{value:?}");
+            assert_eq!(valid_locale(value), ok, "{value:?}");
+        }
+    }
 
     /// With every lookup slot taken, a host not in the cache waits LOOKUP_WAIT and is told the host is busy;
     /// a cached host still resolves at once.

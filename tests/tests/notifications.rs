@@ -401,7 +401,11 @@ async fn academy_templates_and_their_errors(app: &TestApp) {
     let (status, saved) = admin
         .put(
             "/api/v1/notification-templates/enrolled/en",
-            json!({"subject": "Welcome aboard {{course.title}}", "body_text": "Go, {{recipient.name}}!"}),
+            json!({
+                "subject": "Welcome aboard {{course.title}}",
+                "body_text": "Go, {{recipient.name}}!\n\n\tSee you there.\n",
+                "body_html": "<p>Go, {{recipient.name}}!</p>\n<p>See you there.</p>\n",
+            }),
         )
         .await;
     assert_eq!(status, 200, "{saved}");
@@ -410,7 +414,13 @@ async fn academy_templates_and_their_errors(app: &TestApp) {
     let course = course_due_in_two_days(&admin, "TPL-1", "Templates 101").await;
     enroll(&admin, &uma, &course).await;
     let mail = mail_to(app, "uma.template@acme.test", "Welcome aboard Templates 101").await;
-    assert!(part(&mail, "text/plain").contains("Go, Uma!"));
+    let text = part(&mail, "text/plain");
+    assert!(
+        text.contains("Go, Uma!") && text.contains("See you there."),
+        "a body spans lines: {text}"
+    );
+    let html = part(&mail, "text/html");
+    assert!(html.contains("See you there."), "{html}");
 
     let (status, _) = admin.delete("/api/v1/notification-templates/enrolled/en").await;
     assert_eq!(status, 204);

@@ -76,22 +76,31 @@ fn check_locale(locale: Option<String>) -> Result<Option<String>> {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     email: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     locale: Option<String>,
     /// Default `active`.
+    #[schemars(extend("enum" = ["active", "pending", "suspended", "terminated"]))]
     status: Option<String>,
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     external_id: Option<String>,
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     manager_id: Option<String>,
     #[serde(default)]
     profile: Map<String, Value>,
     /// Optional initial password (at least 10 characters).
+    #[schemars(length(min = 10, max = 200))]
     pub password: Option<String>,
     /// Organizations to place the user in. Required when your scope is an organization subtree.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     org_ids: Vec<String>,
     /// Tag ids to give the user.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     tag_ids: Vec<String>,
     /// E-mail the user an invitation with a link to choose their password (it works once, for 7 days).
     #[serde(default)]
@@ -261,18 +270,25 @@ pub async fn invite(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     email: Option<String>,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     locale: Option<Option<String>>,
+    #[schemars(extend("enum" = ["active", "pending", "suspended", "terminated"]))]
     status: Option<String>,
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     manager_id: Option<Option<String>>,
     /// Keys to set; `null` removes a key.
     profile: Option<Map<String, Value>>,
     /// Set a new password for the user (ends their sessions).
+    #[schemars(length(min = 10, max = 200))]
     pub password: Option<String>,
 }
 

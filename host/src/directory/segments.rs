@@ -171,7 +171,9 @@ const CONSTRAINTS: Constraints<Error> = &[("segments_name", || Error::Duplicate 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSegment {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
+    #[schemars(length(max = 2000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     description: Option<String>,
     definition: SegmentDef,
 }
@@ -200,7 +202,9 @@ pub async fn create(tx: &mut TenantTx, req: &NewSegment) -> Result<SegmentOut> {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
+    #[schemars(length(max = 2000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     description: Option<String>,
     definition: Option<SegmentDef>,
 }

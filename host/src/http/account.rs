@@ -87,6 +87,7 @@ pub fn routes(api: &mut Api) {
 #[serde(deny_unknown_fields)]
 struct ResetRequest {
     /// The e-mail address of the account.
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     email: String,
 }
 
@@ -236,6 +237,7 @@ fn reset_mail(tenant: &Tenant, to: &str, name: String, locale: &str, link: &str)
 #[serde(deny_unknown_fields)]
 struct NewPassword {
     /// At least 10 characters.
+    #[schemars(length(min = 10, max = 200))]
     new_password: String,
 }
 
@@ -351,10 +353,12 @@ async fn reset_password(
 #[serde(deny_unknown_fields)]
 struct MePatch {
     /// Your name.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     /// Your language: one of the academy's `allowed_locales`; `null` clears it, so the academy's default (or
     /// your browser's language) applies.
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     locale: Option<Option<String>>,
 }
 

@@ -27,6 +27,8 @@ pub struct Op {
     auth: Auth,
     permission: Option<&'static str>,
     query: Vec<(&'static str, &'static str)>,
+    /// Schemas of query parameters that differ from what their name implies (see `query_schema`).
+    query_schemas: Vec<(&'static str, Value)>,
     request: Option<Value>,
     request_type: &'static str,
     response: Option<Value>,
@@ -47,6 +49,7 @@ impl Op {
             auth: Auth::Tenant,
             permission: None,
             query: Vec::new(),
+            query_schemas: Vec::new(),
             request: None,
             request_type: "application/json",
             response: None,
@@ -88,6 +91,11 @@ impl Op {
     /// Query parameters with a description each.
     pub fn query(mut self, params: &[(&'static str, &'static str)]) -> Op {
         self.query.extend_from_slice(params);
+        self
+    }
+    /// The schema of a query parameter, where it differs from the one its name implies.
+    pub fn query_schema(mut self, name: &'static str, schema: Value) -> Op {
+        self.query_schemas.push((name, schema));
         self
     }
     /// The success status.
@@ -259,9 +267,12 @@ fn describe(op: &Op) -> Value {
         }
     }
     for (name, description) in &op.query {
+        let schema = match op.query_schemas.iter().find(|(n, _)| n == name) {
+            Some((_, schema)) => schema.clone(),
+            None => query_schema(name),
+        };
         params.push(
-            json!({"name": name, "in": "query", "required": false, "description": description,
-            "schema": {"type": "string"}}),
+            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}),
         );
     }
     let mut responses = Map::new();
@@ -310,4 +321,16 @@ fn describe(op: &Op) -> Value {
         out["x-aula-permission"] = json!(p);
     }
     out
+}
+
+/// The schema a query parameter's name implies: `limit` is a page size of 1–500 (`PageParams`), a name ending
+/// in `_id` is a UUID, anything else is text.
+fn query_schema(name: &str) -> Value {
+    if name == "limit" {
+        json!({"type": "integer", "minimum": 1, "maximum": 500})
+    } else if name.ends_with("_id") {
+        json!({"type": "string", "format": "uuid"})
+    } else {
+        json!({"type": "string"})
+    }
 }

@@ -26,7 +26,10 @@ pub fn routes(api: &mut Api) {
                 ("target_id", "which"),
                 ("since", "RFC 3339 time"),
                 ("until", "RFC 3339 time"),
-            ]),
+            ])
+            // Actors and targets are not all UUIDs (a claimed domain, a template's kind and language).
+            .query_schema("actor_id", serde_json::json!({"type": "string"}))
+            .query_schema("target_id", serde_json::json!({"type": "string"})),
         get(list),
     );
 }

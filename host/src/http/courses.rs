@@ -117,26 +117,34 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<Co
 #[serde(deny_unknown_fields)]
 struct NewCourse {
     /// Letters, digits, - and _; unique in the academy.
+    #[schemars(length(min = 1, max = 50), regex(pattern = crate::fields::pattern::CODE))]
     code: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: String,
+    #[schemars(length(max = 5000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     summary: Option<String>,
     /// Language tag; the academy's default locale when left out.
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     language: Option<String>,
     /// Default `draft`.
     status: Option<ContentStatus>,
     /// 0–100000.
+    #[schemars(range(min = 0, max = 100000))]
     estimated_minutes: Option<i64>,
     /// Default `tenant`.
     visibility: Option<Visibility>,
     /// Required (non-empty) with visibility `orgs`.
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     org_ids: Option<Vec<String>>,
     /// Default true.
     self_enroll: Option<bool>,
     /// Default false.
     approval_required: Option<bool>,
     /// 1–3650: new enrollments are due this many days after they start.
+    #[schemars(range(min = 1, max = 3650))]
     due_days: Option<i64>,
     /// 1–3650: certificates expire after this many days.
+    #[schemars(range(min = 1, max = 3650))]
     certificate_valid_days: Option<i64>,
     /// Default true.
     issues_certificate: Option<bool>,
@@ -199,23 +207,31 @@ async fn create(caller: Caller, Json(req): Json<NewCourse>) -> ApiResult<(Status
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CoursePatch {
+    #[schemars(length(min = 1, max = 50), regex(pattern = crate::fields::pattern::CODE))]
     code: Option<String>,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: Option<String>,
     /// An empty text clears it.
+    #[schemars(length(max = 5000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     summary: Option<String>,
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     language: Option<String>,
     status: Option<ContentStatus>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = 0, max = 100000))]
     estimated_minutes: Option<Option<i64>>,
     /// Leaving visibility `orgs` drops the organizations.
     visibility: Option<Visibility>,
     /// Replaces the organizations (visibility `orgs` only).
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     org_ids: Option<Vec<String>>,
     self_enroll: Option<bool>,
     approval_required: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = 1, max = 3650))]
     due_days: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = 1, max = 3650))]
     certificate_valid_days: Option<Option<i64>>,
     issues_certificate: Option<bool>,
 }

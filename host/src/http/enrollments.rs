@@ -160,9 +160,12 @@ async fn list(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEnrollmentIn {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     user_id: String,
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     course_id: String,
     /// RFC 3339; the course's default when left out.
+    #[schemars(regex(pattern = crate::fields::pattern::TIME))]
     due_at: Option<String>,
 }
 
@@ -204,12 +207,16 @@ async fn create(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct BulkIn {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     course_id: String,
     /// Every member of this organization and the ones below it.
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     org_id: Option<String>,
     /// Every user the segment matches.
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     segment_id: Option<String>,
     /// RFC 3339; the course's default when left out.
+    #[schemars(regex(pattern = crate::fields::pattern::TIME))]
     due_at: Option<String>,
 }
 
@@ -368,6 +375,7 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<En
 struct EnrollmentPatch {
     /// RFC 3339, or null for no due date.
     #[serde(default, deserialize_with = "super::common::double_option")]
+    #[schemars(regex(pattern = crate::fields::pattern::TIME))]
     due_at: Option<Option<String>>,
 }
 

@@ -94,8 +94,10 @@ async fn list(caller: Caller, Query(p): Query<ListParams>) -> ApiResult<axum::Js
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     user_id: String,
     /// Role key (e.g. `org_manager`) or id.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     role: String,
     scope: ScopeRef,
 }

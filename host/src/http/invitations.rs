@@ -167,6 +167,7 @@ async fn revoke_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult<
 #[serde(deny_unknown_fields)]
 struct AcceptBody {
     /// The token of the invitation link.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     token: String,
 }
 

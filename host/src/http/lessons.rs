@@ -70,20 +70,29 @@ const MAX_BODY: usize = 200_000;
 #[serde(deny_unknown_fields)]
 struct NewLesson {
     kind: LessonKind,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: String,
     /// Markdown, up to 200000 characters (any kind; the content of a text lesson).
+    #[schemars(length(max = 200000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     body: Option<String>,
     /// Media lessons (required there): an http(s) URL.
+    #[schemars(
+        length(max = 2000),
+        regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f-\x9f/?#]+[^\s\x00-\x1f\x7f-\x9f]*$")
+    )]
     media_url: Option<String>,
     /// Default true.
     required: Option<bool>,
     /// Quizzes (required there).
     questions: Option<Vec<Question>>,
     /// Quizzes: 0–100, default 80.
+    #[schemars(range(min = 0, max = 100))]
     pass_percent: Option<i64>,
     /// Quizzes: 1–100 attempts per enrollment cycle; unlimited when left out.
+    #[schemars(range(min = 1, max = 100))]
     max_attempts: Option<i64>,
     /// 1..n+1; default: after the last lesson.
+    #[schemars(range(min = 1))]
     position: Option<i64>,
 }
 
@@ -229,18 +238,26 @@ async fn touch_course(tx: &mut TenantTx, course_id: &str) -> ApiResult<()> {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LessonPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: Option<String>,
     /// Markdown; an empty text clears it.
+    #[schemars(length(max = 200000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     body: Option<String>,
     /// Media lessons.
+    #[schemars(
+        length(max = 2000),
+        regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f-\x9f/?#]+[^\s\x00-\x1f\x7f-\x9f]*$")
+    )]
     media_url: Option<String>,
     required: Option<bool>,
     /// Quizzes: replaces every question.
     questions: Option<Vec<Question>>,
     /// Quizzes.
+    #[schemars(range(min = 0, max = 100))]
     pass_percent: Option<i64>,
     /// Quizzes; `null`: unlimited.
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = 1, max = 100))]
     max_attempts: Option<Option<i64>>,
 }
 
@@ -380,6 +397,7 @@ async fn remove_lesson(caller: Caller, Path((course_id, lesson_id)): Path<(Strin
 #[serde(deny_unknown_fields)]
 struct LessonOrder {
     /// Every lesson of the course, each once, in the new order.
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     lesson_ids: Vec<String>,
 }
 

@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::db::Timestamp;
 use crate::db::{Sql, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::fields::long_text;
 use crate::notify::templates::{Composer, Links, Template, check};
 use crate::notify::{AcademySettings, academy_settings};
 use crate::outbox::Kind;
@@ -110,14 +111,19 @@ pub fn routes(api: &mut Api) {
 #[serde(deny_unknown_fields)]
 struct SettingsIn {
     /// The sender's name; none: the academy's name.
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     sender_name: Option<String>,
     /// The sender's address; none: the host's `mail.from_address`.
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     sender_address: Option<String>,
     /// Where replies go.
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     reply_to: Option<String>,
     /// Days before the due date that the reminder goes out, 0–60 (0: no reminder). Default 3.
+    #[schemars(range(min = 0, max = 60))]
     due_soon_days: Option<i64>,
     /// UTC hour of the daily digest, 0–23. Default 7.
+    #[schemars(range(min = 0, max = 23))]
     digest_hour: Option<i64>,
 }
 
@@ -328,11 +334,14 @@ async fn read_template(
 #[serde(deny_unknown_fields)]
 struct TemplateIn {
     /// Handlebars, one line.
+    #[schemars(length(min = 1, max = 300), regex(pattern = crate::fields::pattern::TEXT))]
     subject: String,
     /// Handlebars for the plain-text body.
+    #[schemars(length(min = 1, max = 20000), regex(pattern = crate::fields::pattern::LONG_TEXT_REQUIRED))]
     body_text: String,
     /// Handlebars for the HTML body (values are escaped); none: the text in paragraphs. Either way it goes
     /// into the academy's branded layout.
+    #[schemars(length(max = 100000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     body_html: Option<String>,
 }
 
@@ -340,9 +349,12 @@ impl TemplateIn {
     fn checked(self) -> ApiResult<Template> {
         let template = Template {
             subject: super::common::text("subject", &self.subject, 300)?,
-            body_text: super::common::text("body_text", &self.body_text, 20_000)?,
-            body_html: opt_text("body_html", self.body_html.as_deref(), 100_000)?,
+            body_text: long_text("body_text", Some(&self.body_text), 20_000)?,
+            body_html: Some(long_text("body_html", self.body_html.as_deref(), 100_000)?).filter(|h| !h.is_empty()),
         };
+        if template.body_text.is_empty() {
+            return Err(ApiError::invalid("body_text", "must not be empty"));
+        }
         check(&template)?;
         Ok(template)
     }

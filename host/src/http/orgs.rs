@@ -222,6 +222,7 @@ async fn members(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     user_id: String,
 }
 

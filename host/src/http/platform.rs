@@ -120,7 +120,9 @@ pub fn routes(api: &mut Api) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    #[schemars(length(min = 1, max = 254), regex(pattern = r"\S"))]
     email: String,
+    #[schemars(length(max = 256))]
     password: String,
 }
 
@@ -188,7 +190,9 @@ async fn list(
 #[serde(deny_unknown_fields)]
 struct NewTenant {
     /// `<slug>.<base domain>`: 2–40 lower-case letters, digits or hyphens.
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])$"))]
     slug: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// Custom domains.
     #[serde(default)]
@@ -232,6 +236,7 @@ async fn read(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     /// `active` or `suspended`: a suspended academy refuses every sign-in and request.
     status: Option<TenantStatus>,
@@ -269,8 +274,10 @@ async fn remove(State(state): State<AppState>, operator: Operator, Path(slug): P
 #[serde(deny_unknown_fields)]
 struct CloneRequest {
     /// The new academy's slug.
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])$"))]
     slug: String,
     /// The new academy's name.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
 }
 

@@ -85,10 +85,14 @@ async fn list(caller: Caller) -> ApiResult<axum::Json<Vec<FieldOut>>> {
 #[serde(deny_unknown_fields)]
 struct NewField {
     /// Lower-case letters, digits and `_`, starting with a letter.
+    #[schemars(length(min = 1, max = 64), regex(pattern = crate::fields::pattern::KEY))]
     key: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     label: String,
+    #[schemars(extend("enum" = ["text", "number", "date", "choice"]))]
     field_type: String,
     #[serde(default)]
+    #[schemars(length(max = 200), inner(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT)))]
     choices: Vec<String>,
     #[serde(default)]
     required: bool,
@@ -161,7 +165,9 @@ async fn create(caller: Caller, Json(req): Json<NewField>) -> ApiResult<(StatusC
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FieldPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     label: Option<String>,
+    #[schemars(length(max = 200), inner(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT)))]
     choices: Option<Vec<String>>,
     required: Option<bool>,
 }

@@ -32,9 +32,12 @@ pub fn routes(api: &mut Api) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ProgramEnrollmentIn {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     user_id: String,
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     program_id: String,
     /// RFC 3339: the program and each of its courses are due then; the courses' defaults when left out.
+    #[schemars(regex(pattern = crate::fields::pattern::TIME))]
     due_at: Option<String>,
 }
 

@@ -236,13 +236,17 @@ const MAX_SUMMARY: usize = 5000;
 #[serde(deny_unknown_fields)]
 struct NewProgram {
     /// Letters, digits, - and _; unique in the academy.
+    #[schemars(length(min = 1, max = 50), regex(pattern = crate::fields::pattern::CODE))]
     code: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: String,
+    #[schemars(length(max = 5000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     summary: Option<String>,
     /// Default `draft`.
     status: Option<ContentStatus>,
     /// Its courses in the order they are taken, each once.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     course_ids: Vec<String>,
 }
 
@@ -282,12 +286,16 @@ async fn create(caller: Caller, Json(req): Json<NewProgram>) -> ApiResult<(Statu
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ProgramPatch {
+    #[schemars(length(min = 1, max = 50), regex(pattern = crate::fields::pattern::CODE))]
     code: Option<String>,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     title: Option<String>,
     /// An empty text clears it.
+    #[schemars(length(max = 5000), regex(pattern = crate::fields::pattern::LONG_TEXT))]
     summary: Option<String>,
     status: Option<ContentStatus>,
     /// Replaces the courses and their order.
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     course_ids: Option<Vec<String>>,
 }
 

@@ -55,7 +55,11 @@ pub fn routes(api: &mut Api) {
             "Run a report over what you may see, as JSON, CSV or HTML",
         )
         .permission("reports.read")
-        .query(RUN_QUERY),
+        .query(RUN_QUERY)
+        .query_schema(
+            "limit",
+            serde_json::json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
         get(run),
     );
     api.tag("report presets");
@@ -91,7 +95,11 @@ pub fn routes(api: &mut Api) {
             "Run a saved report (filters checked again against what you may see now)",
         )
         .permission("reports.read")
-        .query(&RUN_QUERY[..3]),
+        .query(&RUN_QUERY[..3])
+        .query_schema(
+            "limit",
+            serde_json::json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
         get(run_preset),
     );
     api.tag("report schedules");
@@ -352,6 +360,7 @@ async fn check_report(
 #[serde(deny_unknown_fields)]
 struct NewPreset {
     /// Unique among your presets.
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// A report key from `GET /api/v1/reports`.
     report: String,
@@ -363,6 +372,7 @@ struct NewPreset {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PresetPatch {
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     report: Option<String>,
     /// Replaces the filters (they are checked against the report).
@@ -487,6 +497,7 @@ async fn run_preset(
 #[serde(deny_unknown_fields)]
 struct NewSchedule {
     /// Shown in the mail's subject.
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// A report key from `GET /api/v1/reports`.
     report: String,
@@ -494,16 +505,22 @@ struct NewSchedule {
     #[serde(default)]
     params: BTreeMap<String, String>,
     /// `csv` or `html`.
+    #[schemars(extend("enum" = ["csv", "html"]))]
     format: String,
     /// `daily`, `weekly` or `monthly`.
+    #[schemars(extend("enum" = ["daily", "weekly", "monthly"]))]
     frequency: String,
     /// Hour of the day, 0–23 (UTC).
+    #[schemars(range(min = 0, max = 23))]
     hour: i64,
     /// Weekly: day of the week, 1 (Monday) to 7 (Sunday).
+    #[schemars(range(min = 1, max = 7))]
     weekday: Option<i64>,
     /// Monthly: day of the month, 1–28.
+    #[schemars(range(min = 1, max = 28))]
     monthday: Option<i64>,
     /// User ids: yourself, or users you may see (`users.read`). At most 50.
+    #[schemars(length(min = 1, max = 50), inner(regex(pattern = crate::fields::pattern::ID)))]
     recipients: Vec<String>,
     /// Default true.
     active: Option<bool>,
@@ -512,20 +529,27 @@ struct NewSchedule {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SchedulePatch {
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     report: Option<String>,
     params: Option<BTreeMap<String, String>>,
+    #[schemars(extend("enum" = ["csv", "html"]))]
     format: Option<String>,
+    #[schemars(extend("enum" = ["daily", "weekly", "monthly"]))]
     frequency: Option<String>,
+    #[schemars(range(min = 0, max = 23))]
     hour: Option<i64>,
     /// `null` clears it (when changing to daily or monthly).
     #[serde(default, deserialize_with = "super::common::double_option")]
     #[schemars(with = "Option<i64>")]
+    #[schemars(range(min = 1, max = 7))]
     weekday: Option<Option<i64>>,
     /// `null` clears it (when changing to daily or weekly).
     #[serde(default, deserialize_with = "super::common::double_option")]
     #[schemars(with = "Option<i64>")]
+    #[schemars(range(min = 1, max = 28))]
     monthday: Option<Option<i64>>,
+    #[schemars(length(min = 1, max = 50), inner(regex(pattern = crate::fields::pattern::ID)))]
     recipients: Option<Vec<String>>,
     active: Option<bool>,
 }

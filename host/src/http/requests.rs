@@ -93,6 +93,7 @@ async fn requests(caller: Caller, Query(p): Query<RequestParams>) -> ApiResult<a
 #[serde(deny_unknown_fields)]
 struct Decision {
     /// Shown to the learner.
+    #[schemars(length(max = 1000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     note: Option<String>,
 }
 

@@ -142,7 +142,9 @@ fn check_permissions(names: &[String]) -> ApiResult<Vec<String>> {
 #[serde(deny_unknown_fields)]
 struct NewRole {
     /// Lower-case letters, digits and `_`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9_]+$"))]
     key: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     permissions: Vec<String>,
 }
@@ -186,6 +188,7 @@ async fn create(caller: Caller, Json(req): Json<NewRole>) -> ApiResult<(StatusCo
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RolePatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     permissions: Option<Vec<String>>,
 }

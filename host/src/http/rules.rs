@@ -236,11 +236,13 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<Ru
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRule {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     definition: RuleDef,
     /// Default true.
     enabled: Option<bool>,
     /// 1–1000, default 1.
+    #[schemars(range(min = 1, max = 1000))]
     max_fires_per_user: Option<i64>,
 }
 
@@ -287,9 +289,11 @@ async fn create(caller: Caller, Json(req): Json<NewRule>) -> ApiResult<(StatusCo
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RulePatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     definition: Option<RuleDef>,
     enabled: Option<bool>,
+    #[schemars(range(min = 1, max = 1000))]
     max_fires_per_user: Option<i64>,
 }
 

@@ -229,6 +229,7 @@ async fn approve(
 #[serde(deny_unknown_fields)]
 struct Rejection {
     /// Why, for the record (up to 1000 characters).
+    #[schemars(length(max = 1000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     reason: Option<String>,
 }
 

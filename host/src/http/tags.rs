@@ -95,7 +95,12 @@ async fn read(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<Ta
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTag {
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[^\s\x00-\x2c\x2f\x3b-\x40\x5b-\x5e\x60\x7b-\x9f]+$")
+    )]
     name: String,
+    #[schemars(length(max = 1000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     description: Option<String>,
 }
 
@@ -127,7 +132,12 @@ async fn create(caller: Caller, Json(req): Json<NewTag>) -> ApiResult<(StatusCod
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TagPatch {
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[^\s\x00-\x2c\x2f\x3b-\x40\x5b-\x5e\x60\x7b-\x9f]+$")
+    )]
     name: Option<String>,
+    #[schemars(length(max = 1000), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     description: Option<String>,
 }
 

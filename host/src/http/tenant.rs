@@ -32,6 +32,7 @@ async fn read(caller: Caller) -> axum::Json<Tenant> {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     settings: Option<TenantSettings>,
 }

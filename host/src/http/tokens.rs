@@ -89,8 +89,10 @@ async fn list(caller: Caller, Query(p): Query<ListParams>) -> ApiResult<axum::Js
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// Days until it expires: 1–365, default 90.
+    #[schemars(range(min = 1, max = 365))]
     expires_in_days: Option<i64>,
 }
 

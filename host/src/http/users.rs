@@ -240,6 +240,7 @@ async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode>
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TagRequest {
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     tag_id: String,
 }
 

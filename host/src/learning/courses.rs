@@ -282,20 +282,9 @@ pub fn code(field: &str, value: &str) -> ApiResult<String> {
     Ok(v)
 }
 
-/// Text that may span lines (a summary, a Markdown body): line breaks and tabs are fine, other control
-/// characters are not. Empty is allowed.
+/// Text that may span lines (a summary, a Markdown body); see [`crate::fields::long_text`].
 pub fn long_text(field: &str, value: Option<&str>, max: usize) -> ApiResult<String> {
-    let v = value.unwrap_or("");
-    if v.trim().is_empty() {
-        return Ok(String::new());
-    }
-    if v.chars().count() > max {
-        return Err(ApiError::invalid(field, format!("must have at most {max} characters")));
-    }
-    if v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
-    }
-    Ok(v.trim_end().to_owned())
+    Ok(crate::fields::long_text(field, value, max)?)
 }
 
 pub fn language(value: &str) -> ApiResult<String> {

@@ -136,11 +136,13 @@ pub enum ScopeRef {
     /// An organization and everything below it.
     Org {
         /// The organization id.
+        #[schemars(regex(pattern = crate::fields::pattern::ID))]
         id: String,
     },
     /// The users a segment matches, evaluated live.
     Segment {
         /// The segment id.
+        #[schemars(regex(pattern = crate::fields::pattern::ID))]
         id: String,
     },
 }

@@ -10,15 +10,19 @@ use serde::{Deserialize, Serialize};
 pub struct SegmentDef {
     /// Members of any of these organizations or their sub-organizations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     pub orgs: Vec<String>,
     /// Users carrying every one of these tags (tag ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     pub tags_all: Vec<String>,
     /// Users carrying at least one of these tags (tag ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     pub tags_any: Vec<String>,
     /// Users carrying none of these tags (tag ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::fields::pattern::ID)))]
     pub tags_none: Vec<String>,
     /// Users in one of these statuses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

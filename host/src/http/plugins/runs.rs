@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 #[serde(deny_unknown_fields)]
 pub(super) struct InvokeRequest {
     /// `brand`, `on-signup`, `on-events`, `on-notice`, `on-tick`, `list-reports` or `run-report`.
+    #[schemars(extend("enum" = ["brand", "on-signup", "on-events", "on-notice", "on-tick", "list-reports", "run-report"]))]
     hook: String,
     /// The hook's input.
     #[serde(default)]

@@ -16,11 +16,13 @@ use std::collections::{HashMap, HashSet};
 #[serde(deny_unknown_fields)]
 pub struct RuleDef {
     /// The triggers it listens to.
+    #[schemars(length(min = 1))]
     pub on: Vec<TriggerName>,
     /// Conditions that must all hold (none: everyone).
     #[serde(default)]
     pub when: Conditions,
     /// What it does, in order.
+    #[schemars(length(min = 1, max = 20))]
     pub then: Vec<Action>,
 }
 
@@ -41,12 +43,14 @@ pub enum TriggerName {
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     /// Member of this organization or one below it.
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     pub org_id: Option<String>,
     /// Carries this tag (by name).
     pub tag: Option<String>,
     /// E-mail address in this domain.
     pub email_domain: Option<String>,
     /// For `course_completed`: the course completed.
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     pub course_id: Option<String>,
     /// A profile field has this value.
     pub field: Option<FieldIs>,

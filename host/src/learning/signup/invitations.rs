@@ -260,10 +260,13 @@ pub async fn find_in_reach(tx: &mut TenantTx, reach: &Reach, id: &str) -> Result
 #[serde(deny_unknown_fields)]
 pub struct NewInvitation {
     /// How many sign-ups it allows, 1–100000; unlimited when absent.
+    #[schemars(range(min = 1, max = 100000))]
     max_uses: Option<i64>,
     /// When it stops working, RFC 3339, in the future. Give this or `expires_in_days`, not both.
+    #[schemars(regex(pattern = crate::fields::pattern::TIME))]
     expires_at: Option<String>,
     /// Days until it stops working, 1–3650.
+    #[schemars(range(min = 1, max = 3650))]
     expires_in_days: Option<i64>,
     /// Sign-ups through it wait for approval.
     #[serde(default)]

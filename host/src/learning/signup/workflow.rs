@@ -31,16 +31,21 @@ use sqlx::Row;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
+    #[schemars(length(max = 254), regex(pattern = crate::fields::pattern::EMAIL))]
     email: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// At least 10 characters.
+    #[schemars(length(min = 10, max = 200))]
     password: String,
     /// One of the academy's languages.
+    #[schemars(length(max = 20), regex(pattern = crate::fields::pattern::LOCALE))]
     locale: Option<String>,
     /// Custom profile fields, by key.
     #[serde(default)]
     profile: Map<String, Value>,
     /// The token of an invitation link (`?invitation=…`).
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     invitation: Option<String>,
 }
 

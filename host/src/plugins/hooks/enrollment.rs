@@ -19,11 +19,13 @@ pub enum Action {
     /// Add to an organization (member limits apply).
     AddToOrg {
         /// The organization.
+        #[schemars(regex(pattern = crate::fields::pattern::ID))]
         org_id: String,
     },
     /// Remove from an organization.
     RemoveFromOrg {
         /// The organization.
+        #[schemars(regex(pattern = crate::fields::pattern::ID))]
         org_id: String,
     },
     /// Put a tag on the user (the tag must exist).
@@ -39,8 +41,10 @@ pub enum Action {
     /// Enroll in a course (idempotent).
     Enroll {
         /// The course.
+        #[schemars(regex(pattern = crate::fields::pattern::ID))]
         course_id: String,
         /// Due this many days from now; the course's default when absent.
+        #[schemars(range(min = 1, max = 3650))]
         due_in_days: Option<u32>,
     },
     /// Set a profile field.
