@@ -15,6 +15,7 @@ pub mod error;
 pub mod fair;
 pub mod fields;
 pub mod http;
+pub mod identity;
 pub mod learning;
 pub mod lifecycle;
 pub mod mail;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub reports: crate::reports::Runner,
     /// Requests in progress, in fair shares per academy.
     pub requests: Arc<crate::fair::FairShare>,
+    /// Single sign-on: the relying party that talks to academies' identity providers.
+    pub sso: Arc<crate::identity::Sso>,
 }
 
 impl AppState {
@@ -50,7 +52,10 @@ impl AppState {
             config.max_requests_per_academy.min(config.max_requests) as usize,
             std::time::Duration::from_millis(config.request_wait_ms.into()),
         );
+        let sso = crate::identity::Sso::new(config.sso.clone())
+            .unwrap_or_else(|e| panic!("the single sign-on client cannot start: {e:#}"));
         AppState {
+            sso: Arc::new(sso),
             requests: Arc::new(requests),
             reports: crate::reports::Runner {
                 plugins: plugins.clone(),

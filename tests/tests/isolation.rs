@@ -6,7 +6,8 @@
 //! - another tenant's credentials presented on acme's academy, and tenant credentials on operator endpoints;
 //! - an acme org manager aiming outside their subtree, and a segment manager outside their segment;
 //! - an acme segment reporter trying to change anything;
-//! - an acme learner aiming at everyone else's data.
+//! - an acme learner aiming at everyone else's data;
+//! - an acme instructor, and a holder of a custom role, trying everything their permissions do not cover.
 
 mod common;
 
@@ -26,6 +27,8 @@ scenarios!(
     segment_reporter_changes_nothing,
     learner_reaches_only_her_own,
     segment_manager_stays_inside_the_segment,
+    instructor_changes_only_courses,
+    custom_role_reaches_only_its_permissions,
 );
 
 /// Whether a user (listed with `expand=tags`) carries the tag with this id.
@@ -565,13 +568,28 @@ async fn walk_as_someone_who_changes_nothing(
     hidden: &Needles,
     targets: &dyn Fn(Kind) -> String,
 ) {
+    walk_beyond_what_they_hold(app, client, who, &[], hidden, targets).await;
+}
+
+/// As [`walk_as_someone_who_changes_nothing`], for someone who holds the permissions `holds` tenant-wide: the
+/// operations that need one of them are theirs to use (their own tests cover them) and are left out; every
+/// other change is refused and changes nothing.
+async fn walk_beyond_what_they_hold(
+    app: &TestApp,
+    client: &Client,
+    who: &str,
+    holds: &[&str],
+    hidden: &Needles,
+    targets: &dyn Fn(Kind) -> String,
+) {
     let api = Document::fetch(client).await;
     let audit_before = app.audit_count().await;
     let before = app.snapshot().await;
     let mut refused = 0;
     for op in &api.operations {
         let own_account = OWN_ACCOUNT_PREFIXES.iter().any(|p| op.path.starts_with(p));
-        if op.security == Security::Public || own_account {
+        let held = op.permission.as_deref().is_some_and(|p| holds.contains(&p));
+        if op.security == Security::Public || own_account || held {
             continue;
         }
         let (path, reply) = op.send(client, &api.doc, targets).await;
@@ -756,6 +774,121 @@ async fn segment_manager_stays_inside_the_segment(app: &TestApp) {
         &scoped,
         &outside_target,
         &inside_target,
+    )
+    .await;
+}
+
+/// Everything an academy keeps that is not course content: ids of organizations, tags (unless `tags` may be
+/// seen), segments, grants, tokens, audit entries, and of the arranged invitation, job, report preset,
+/// schedule, sign-up and message.
+fn everything_but_courses(acme: &Directory, arranged: &Resources, tags: bool) -> Needles {
+    let mut hidden = Needles::default();
+    let no_tags = Vec::new();
+    for (list, what) in [
+        (&acme.orgs, "an organization id"),
+        (if tags { &no_tags } else { &acme.tags }, "a tag id"),
+        (&acme.segments, "a segment id"),
+        (&acme.grants, "a grant id"),
+        (&acme.tokens, "a token id"),
+        (&acme.audit, "an audit entry id"),
+    ] {
+        for v in list {
+            hidden.add(&id_of(v), what);
+        }
+    }
+    for kind in [
+        Kind::Invitation,
+        Kind::Job,
+        Kind::ReportPreset,
+        Kind::ReportSchedule,
+        Kind::Signup,
+        Kind::Message,
+        Kind::IdentityProvider,
+    ] {
+        hidden.add(
+            &arranged.get(kind).unwrap_or_default(),
+            &format!("the arranged {kind:?}"),
+        );
+    }
+    hidden
+}
+
+/// (g) Ivy is an instructor: she builds courses, reads progress and grades. Every other change (people,
+/// organizations, roles, plugins, branding, settings, sign-ups, enrollments) is refused and changes nothing,
+/// and nothing she reads shows the academy's organizations, tags, segments, grants or tokens.
+async fn instructor_changes_only_courses(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
+    let instructor = app.login("acme", "instructor@acme.test").await;
+    let role = acme
+        .roles
+        .iter()
+        .find(|r| r["key"] == "instructor")
+        .expect("the instructor role");
+    let holds: Vec<&str> = role["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(holds.contains(&"courses.write"), "{role}");
+    let hidden = everything_but_courses(&acme, &arranged, false);
+    let targets = |kind: Kind| match kind {
+        Kind::Email => "new.starter@acme.test".to_owned(),
+        other => acme_targets(&acme, &arranged)(other),
+    };
+    walk_beyond_what_they_hold(app, &instructor, "the instructor Ivy", &holds, &hidden, &targets).await;
+}
+
+/// (h) An admin makes a role of their own (tags only) and gives it to a learner: she may keep the tags and
+/// nothing else; every other change is refused, and she sees no person, organization or segment.
+async fn custom_role_reaches_only_its_permissions(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let (status, role) = admin
+        .post(
+            "/api/v1/roles",
+            serde_json::json!({"key": "tag_keeper", "name": "Tag keeper", "permissions": ["tags.read", "tags.write"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{role}");
+    let password = "a tag keeper's password";
+    let (status, user) = admin
+        .post(
+            "/api/v1/users",
+            serde_json::json!({"email": "tess.tags@acme.test", "name": "Tess Tags", "password": password}),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let keeper = id_of(&user);
+    let (status, grant) = admin
+        .post(
+            "/api/v1/grants",
+            serde_json::json!({"user_id": keeper, "role": "tag_keeper", "scope": {"type": "tenant"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let acme = Directory::load(&admin).await;
+    let arranged = arrange_acme(app, &admin).await;
+    let client = app.login_with("acme", "tess.tags@acme.test", password).await;
+
+    // Her role reads tags: their ids are hers to see.
+    let mut hidden = everything_but_courses(&acme, &arranged, true);
+    for u in acme.users.iter().filter(|u| id_of(u) != keeper) {
+        hidden.add(&id_of(u), "another person's id");
+        hidden.add(u["email"].as_str().unwrap_or_default(), "another person's e-mail");
+    }
+    let targets = |kind: Kind| match kind {
+        Kind::Email => "new.starter@acme.test".to_owned(),
+        other => acme_targets(&acme, &arranged)(other),
+    };
+    walk_beyond_what_they_hold(
+        app,
+        &client,
+        "the holder of a tags-only role",
+        &["tags.read", "tags.write"],
+        &hidden,
+        &targets,
     )
     .await;
 }

@@ -10,6 +10,7 @@
 pub mod mail;
 pub mod notify;
 pub mod plugins;
+pub mod sso;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
@@ -124,6 +125,8 @@ pub struct Config {
     pub mail: mail::MailSettings,
     /// The outbox, delivery and the notification scheduler (`[notifications]`).
     pub notifications: notify::NotifySettings,
+    /// Calls to academies' identity providers (`[sso]`).
+    pub sso: sso::SsoSettings,
     /// Where this replica keeps its copy of academies' uploaded theme files (the database holds the
     /// originals; the copy is rebuilt when missing).
     pub themes_dir: String,
@@ -156,6 +159,7 @@ impl Default for Config {
             plugins: Default::default(),
             mail: Default::default(),
             notifications: Default::default(),
+            sso: Default::default(),
             unknown_env: Vec::new(),
         }
     }
@@ -273,6 +277,7 @@ impl Config {
         self.plugins.validate()?;
         self.mail.validate()?;
         self.notifications.validate()?;
+        self.sso.validate()?;
         Ok(())
     }
 }

@@ -216,11 +216,15 @@ pub async fn remove_member(tx: &mut TenantTx, org_id: &str, user_id: &str) -> Re
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: String,
     /// The parent; omit for a top-level organization (needs tenant-wide rights).
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     parent_id: Option<String>,
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     external_id: Option<String>,
     /// Most distinct members this organization and its sub-organizations may have.
+    #[schemars(range(min = 0, max = 10000000))]
     member_limit: Option<i64>,
 }
 
@@ -228,14 +232,30 @@ pub struct NewOrg {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::fields::pattern::TEXT))]
     name: Option<String>,
     /// Move under another organization; `null` makes it top-level.
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(regex(pattern = crate::fields::pattern::ID))]
     parent_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(length(max = 200), regex(pattern = crate::fields::pattern::OPT_TEXT))]
     external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::fields::double_option")]
+    #[schemars(range(min = 0, max = 10000000))]
     member_limit: Option<Option<i64>>,
+}
+
+impl NewOrg {
+    /// An organization with a name under a parent (none: top-level), and nothing else set.
+    pub fn named(name: &str, parent_id: Option<String>) -> NewOrg {
+        NewOrg {
+            name: name.to_owned(),
+            parent_id,
+            external_id: None,
+            member_limit: None,
+        }
+    }
 }
 
 const CONSTRAINTS: Constraints<Error> = &[

@@ -41,7 +41,9 @@ pub fn routes(api: &mut Api) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    #[schemars(length(min = 1, max = 254), regex(pattern = r"\S"))]
     email: String,
+    #[schemars(length(max = 256))]
     password: String,
 }
 
@@ -115,6 +117,16 @@ async fn login(
     }
     let ip = client_address(peer, &headers, state.config.trust_forwarded_host);
     let db = state.db.tenant(&tenant.id);
+    // An address whose domain an identity provider signs in, with password sign-in off, signs in there only.
+    let mut read = db.begin_read().await?;
+    let required = crate::identity::providers::required_for(&mut read, &email).await?;
+    read.commit().await?;
+    if let Some(provider) = required {
+        return Err(ApiError::Forbidden {
+            code: "sso_required",
+            message: format!("addresses of this domain sign in through {}", provider.name),
+        });
+    }
     let now = now_ms();
     let window_start = now - state.config.login_window_secs * 1000;
     let limits = Throttle {
@@ -191,9 +203,6 @@ async fn login(
         });
     }
     let user_id: String = user.try_get("id")?;
-    // A licence seat is taken at a user's first sign-in; this transaction writes, so concurrent first
-    // sign-ins queue for the count (see `claim_seat`).
-    crate::learning::signup::seats::claim(&mut tx, tenant.settings.seat_limit, &user_id).await?;
     // A right password: this attempt was no failure, and the e-mail's earlier failures from this address are
     // forgiven; old ones of anybody are dropped.
     tx.query("DELETE FROM login_failures WHERE tenant_id = $1 AND (id = $2 OR (email = $3 AND ip = $4) OR at < $5)")
@@ -203,20 +212,7 @@ async fn login(
         .bind(window_start)
         .execute(tx.conn())
         .await?;
-    let cookie = crate::auth::session::open(&mut tx, &state.config, &user_id, now).await?;
-    // A licence seat is counted at first login.
-    tx.query("UPDATE users SET first_login_at = coalesce(first_login_at, $3), last_login_at = $3 WHERE tenant_id = $1 AND id = $2")
-        .bind(user_id.clone())
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
-    // Every successful sign-in, for the activity report (written with the session, so both or neither).
-    tx.query("INSERT INTO login_events (id, tenant_id, user_id, at) VALUES ($2, $1, $3, $4)")
-        .bind(new_id())
-        .bind(user_id.clone())
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
+    let cookie = crate::identity::provision::open_session(&mut tx, &state.config, &tenant, &user_id, now).await?;
     let grants = crate::auth::load_grants(&mut tx, &user_id).await?;
     tx.commit().await?;
 
@@ -287,7 +283,9 @@ async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
+    #[schemars(length(max = 256))]
     current_password: String,
+    #[schemars(length(min = 10, max = 200))]
     new_password: String,
 }
 

@@ -13,6 +13,7 @@ mod certificates;
 mod courses;
 mod enrollments;
 mod grants;
+mod identity_providers;
 mod invitations;
 mod learn;
 mod lessons;
@@ -64,6 +65,7 @@ pub fn api() -> api::Api {
     profile_fields::routes(&mut api);
     roles::routes(&mut api);
     grants::routes(&mut api);
+    identity_providers::routes(&mut api);
     tokens::routes(&mut api);
     audit::routes(&mut api);
     plugins::routes(&mut api);

@@ -57,8 +57,38 @@ async fn login_form(State(state): State<AppState>, visit: Visit, Query(q): Query
     if visit.caller.is_some() {
         return Redirect::to(safe_next(q.next.as_deref())).into_response();
     }
-    let data = json!({ "next": safe_next(q.next.as_deref()), "email": "" });
-    visit.render(&state, "login", "account/login", data).await
+    login_page(&state, &visit, StatusCode::OK, safe_next(q.next.as_deref()), "", None).await
+}
+
+/// The sign-in page: the academy's identity providers (each a link that starts single sign-on and comes back
+/// to `next`), then the e-mail and password form; with an error when a sign-in failed.
+pub(super) async fn login_page(
+    state: &AppState,
+    visit: &Visit,
+    status: StatusCode,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let next_param: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let providers = match visit.get(state, "/api/v1/auth/providers").await {
+        Ok(Value::Array(list)) => list
+            .into_iter()
+            .map(|mut p| {
+                let start = format!("{}?next={next_param}", p["start"].as_str().unwrap_or_default());
+                p["start"] = json!(start);
+                p
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let data = json!({
+        "next": next,
+        "email": email,
+        "providers": providers,
+        "error": error.map(|message| json!({ "message": message, "field": null })),
+    });
+    visit.render_status(state, status, "login", "account/login", data).await
 }
 
 async fn login(State(state): State<AppState>, form: Posted) -> Response {
@@ -83,14 +113,7 @@ async fn login(State(state): State<AppState>, form: Posted) -> Response {
                 PageError::SignIn(_) => "The e-mail or password is not right.".to_owned(),
                 other => other.message().to_owned(),
             };
-            let data = json!({
-                "next": next,
-                "email": form.field("email"),
-                "error": { "message": message, "field": null },
-            });
-            visit
-                .render_status(&state, status, "login", "account/login", data)
-                .await
+            login_page(&state, visit, status, &next, form.field("email"), Some(&message)).await
         }
     }
 }

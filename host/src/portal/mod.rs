@@ -23,6 +23,7 @@ mod account;
 mod admin;
 mod branding_page;
 mod learner;
+mod sso;
 
 use crate::state::AppState;
 use axum::Router;
@@ -122,6 +123,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/theme/{*path}", get(asset))
         .merge(account::routes())
+        .merge(sso::routes())
         .merge(learner::routes())
         .merge(admin::routes())
         .merge(branding_page::routes())

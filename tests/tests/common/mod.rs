@@ -11,6 +11,7 @@
 pub mod browser;
 mod client;
 mod fixture;
+pub mod oidc;
 pub mod openapi;
 pub mod resources;
 mod snapshot;

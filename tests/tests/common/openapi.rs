@@ -49,11 +49,12 @@ pub enum Kind {
     ReportPreset,
     ReportSchedule,
     Signup,
+    IdentityProvider,
 }
 
 impl Kind {
     /// The kinds [`super::resources::Resources`] arranges (the rest come from [`super::Directory`]).
-    pub const ARRANGED: [Kind; 15] = [
+    pub const ARRANGED: [Kind; 16] = [
         Kind::Course,
         Kind::Lesson,
         Kind::Enrollment,
@@ -69,6 +70,7 @@ impl Kind {
         Kind::ReportPreset,
         Kind::ReportSchedule,
         Kind::Signup,
+        Kind::IdentityProvider,
     ];
 }
 
@@ -101,6 +103,7 @@ fn collection_kind(segment: &str) -> Option<Kind> {
         "report-presets" | "presets" => Kind::ReportPreset,
         "report-schedules" | "schedules" => Kind::ReportSchedule,
         "signups" => Kind::Signup,
+        "identity-providers" => Kind::IdentityProvider,
         _ => return None,
     })
 }

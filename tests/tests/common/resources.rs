@@ -98,7 +98,7 @@ impl Resources {
         .await;
         ids.insert(Kind::Enrollment, enrollment.clone());
 
-        let rows: [(Kind, String, Vec<String>); 11] = [
+        let rows: [(Kind, String, Vec<String>); 12] = [
             (
                 Kind::EnrollmentRequest,
                 format!(
@@ -193,6 +193,15 @@ impl Resources {
                      VALUES ($1, $2, $3, $4, 'open', 'pending', {now})"
                 ),
                 vec![person_id.clone(), person.to_owned()],
+            ),
+            (
+                Kind::IdentityProvider,
+                format!(
+                    "INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret, \
+                     created_at, updated_at) VALUES ($1, $2, $3, 'https://login.matrix.test', 'matrix', \
+                     'matrix-secret', {now}, {now})"
+                ),
+                vec![format!("Matrix provider {}", &id()[..8])],
             ),
         ];
         for (kind, sql, rest) in rows {

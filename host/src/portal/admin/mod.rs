@@ -11,6 +11,7 @@
 //! - [`enrollments`]: enrollments and the approval queues.
 //! - [`plugins`]: plugins, versions, grants, settings, logs and faults.
 //! - [`audit`]: the audit log.
+//! - [`sso`]: single sign-on (identity providers).
 
 mod audit;
 mod courses;
@@ -18,6 +19,7 @@ mod enrollments;
 mod orgs;
 mod plugins;
 mod roles;
+mod sso;
 mod users;
 
 use super::page::{PageError, Visit};
@@ -40,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(enrollments::routes())
         .merge(plugins::routes())
         .merge(audit::routes())
+        .merge(sso::routes())
 }
 
 /// A page's query string, by name.
@@ -242,7 +245,7 @@ impl Failed {
 fn typed(form: &super::page::Posted) -> Value {
     let mut out = Map::new();
     for (k, v) in &form.fields {
-        if k != super::page::CSRF_FIELD && !k.contains("password") && !out.contains_key(k) {
+        if k != super::page::CSRF_FIELD && !k.contains("password") && !k.contains("secret") && !out.contains_key(k) {
             out.insert(k.clone(), Value::String(v.clone()));
         }
     }
