@@ -8,7 +8,8 @@
 //! puts it; the test fails, saying how to install it, when it is in neither place. `$AULA_FUZZ_SEED` picks
 //! other cases than the fixed seed's (2026); `$AULA_FUZZ_SECONDS` sets
 //! the time budget per backend (90 s by default: five sixths for the academy's operations, the rest for the
-//! platform's).
+//! platform's). With `$AULA_FUZZ_VERBOSE` set (and `--nocapture`) the fuzzer's whole report is printed, its
+//! warnings included (operations that mostly refused the generated data, operations that answered only 404).
 
 mod common;
 
@@ -88,7 +89,7 @@ async fn fuzz(app: &TestApp, host: &str, token: &str, filter: &[&str], seconds: 
         "{}",
         stdout
             .lines()
-            .filter(|l| l.contains("generated"))
+            .filter(|l| l.contains("generated") || std::env::var_os("AULA_FUZZ_VERBOSE").is_some())
             .collect::<Vec<_>>()
             .join("\n")
     );

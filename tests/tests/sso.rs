@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::browser::Browser;
 use common::oidc::OpenIdProvider;
 use common::{Client, Reply, TestApp, scenarios};
 use serde_json::{Value, json};
@@ -20,6 +21,8 @@ scenarios!(with private_providers =>
 );
 
 scenarios!(issuers_inside_the_hosts_network_are_refused);
+
+scenarios!(with private_providers => in_the_browser_an_admin_adds_a_provider_and_a_learner_signs_in_through_it);
 
 const ACME_SECRET: &str = "acme's client secret, never shown";
 
@@ -507,4 +510,86 @@ async fn issuers_inside_the_hosts_network_are_refused(app: &TestApp) {
         );
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM identity_providers", &[]).await, 0);
+}
+
+/// In headless Chromium: acme's admin adds the provider on the admin page, which shows the redirect URI to
+/// register; signed out, the sign-in page offers the provider; Alice signs in on the provider's own login
+/// and consent pages and lands on her learning page, signed in, in Sales EMEA.
+async fn in_the_browser_an_admin_adds_a_provider_and_a_learner_signs_in_through_it(app: &TestApp) {
+    let idp = provider(app, json!({"alice": alice("Acme/Sales/Sales EMEA", &["REGION_UK"])})).await;
+    let browser = Browser::start(app, "sso_in_the_browser").await;
+
+    browser.open("acme", "/login").await;
+    browser.fill("form#login input[name=email]", "admin@acme.test").await;
+    browser
+        .fill("form#login input[name=password]", aula::demo::DEMO_PASSWORD)
+        .await;
+    browser.click_and_wait("form#login [type=submit]").await;
+    browser.open("acme", "/admin/sso").await;
+    browser.fill("form#new-provider input[name=name]", "Acme staff").await;
+    browser.fill("form#new-provider input[name=issuer]", &idp.issuer).await;
+    browser
+        .fill("form#new-provider input[name=client_id]", "acme-portal")
+        .await;
+    browser
+        .fill("form#new-provider input[name=client_secret]", ACME_SECRET)
+        .await;
+    browser.fill("form#new-provider input[name=scopes]", "org").await;
+    browser
+        .fill("form#new-provider input[name=org_claim]", "department")
+        .await;
+    browser.fill("form#new-provider input[name=tags_claim]", "groups").await;
+    browser.click("form#new-provider input[name=locale]").await;
+    browser.screenshot("admin-adds-provider").await;
+    browser.click_and_wait("form#new-provider [type=submit]").await;
+    let page = browser.page_text().await;
+    assert!(page.contains("The identity provider was added."), "{page}");
+    assert!(
+        page.contains("http://acme.localhost/sso/callback"),
+        "the page shows the redirect URI to register: {page}"
+    );
+    assert!(
+        !browser
+            .client()
+            .source()
+            .await
+            .unwrap_or_default()
+            .contains(ACME_SECRET)
+    );
+    browser.screenshot("provider-added").await;
+
+    browser.forget_cookies().await;
+    browser.open("acme", "/login?next=/learn").await;
+    browser.screenshot("login-offers-provider").await;
+    browser.click_and_wait("a.button[href^='/sso/']").await;
+    assert!(
+        browser.current_url().await.starts_with(&idp.issuer),
+        "at the provider: {}",
+        browser.current_url().await
+    );
+    browser.fill("input[name=login]", "alice").await;
+    browser.fill("input[name=password]", "anything").await;
+    browser.screenshot("provider-login").await;
+    browser.click_and_wait("button[type=submit]").await;
+    browser
+        .wait_for(
+            "form input[name=prompt][value=consent]",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    browser.screenshot("provider-consent").await;
+    browser.click_and_wait("button[type=submit]").await;
+    assert_eq!(browser.path().await, "/learn", "{}", browser.page_text().await);
+    assert!(
+        browser.exists("form#logout").await,
+        "signed in: {}",
+        browser.page_text().await
+    );
+    browser.screenshot("signed-in").await;
+
+    let admin = app.login("acme", "admin@acme.test").await;
+    let user = user_by_email(&admin, "alice.sso@acme.test").await;
+    assert_eq!(org_names(&user), ["Sales EMEA"], "{user}");
+    assert_eq!(tag_names(&user), ["REGION_UK"], "{user}");
+    browser.quit().await;
 }

@@ -27,6 +27,14 @@ pub fn routes(api: &mut Api) {
                 ("since", "RFC 3339 time"),
                 ("until", "RFC 3339 time"),
             ])
+            .query_schema(
+                "since",
+                serde_json::json!({"type": "string", "pattern": crate::fields::pattern::TIME}),
+            )
+            .query_schema(
+                "until",
+                serde_json::json!({"type": "string", "pattern": crate::fields::pattern::TIME}),
+            )
             // Actors and targets are not all UUIDs (a claimed domain, a template's kind and language).
             .query_schema("actor_id", serde_json::json!({"type": "string"}))
             .query_schema("target_id", serde_json::json!({"type": "string"})),

@@ -35,7 +35,8 @@ pub fn routes(api: &mut Api) {
                 ("status", "enrolled, in_progress, completed, dropped or overdue"),
                 ("limit", "1–500, default 50"),
                 ("cursor", "From the previous page"),
-            ]),
+            ])
+            .query_schema("status", serde_json::json!({"type": "string", "enum": ["enrolled", "in_progress", "completed", "dropped", "overdue"]})),
         get(list),
     );
     api.op_io::<NewEnrollmentIn, EnrollmentOut>(

@@ -25,7 +25,7 @@ pub fn routes(api: &mut Api) {
     api.op_io::<NewProvider, ProviderOut>(
         Op::post(
             "/api/v1/identity-providers",
-            "Add an OpenID Connect identity provider (its issuer must answer discovery)",
+            "Add an OpenID Connect identity provider (its discovery document is read at the first sign-in)",
         )
         .permission("tenant.manage")
         .status(201),

@@ -24,7 +24,11 @@ pub fn routes(api: &mut Api) {
             "Requests waiting for approval, of users within your scope",
         )
         .permission("enrollments.write")
-        .query(&[("status", "pending (default), approved, rejected or withdrawn")]),
+        .query(&[("status", "pending (default), approved, rejected or withdrawn")])
+        .query_schema(
+            "status",
+            serde_json::json!({"type": "string", "enum": ["pending", "approved", "rejected", "withdrawn"]}),
+        ),
         get(requests),
     );
     api.op_io::<Decision, RequestOut>(

@@ -50,7 +50,11 @@ pub fn routes(api: &mut Api) {
                 ("status", "pending, approved or rejected"),
                 ("limit", "page size, 1–500"),
                 ("cursor", "from next_cursor"),
-            ]),
+            ])
+            .query_schema(
+                "status",
+                serde_json::json!({"type": "string", "enum": ["pending", "approved", "rejected"]}),
+            ),
         get(list_signups),
     );
     api.op_out::<SignupRecord>(

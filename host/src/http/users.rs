@@ -36,7 +36,11 @@ pub fn routes(api: &mut Api) {
                     "expand",
                     "`orgs,tags` (either or both): include each user's organizations and tags",
                 ),
-            ]),
+            ])
+            .query_schema(
+                "status",
+                serde_json::json!({"type": "string", "enum": ["active", "pending", "suspended", "terminated"]}),
+            ),
         get(list),
     );
     api.op_io::<NewUser, UserOut>(
