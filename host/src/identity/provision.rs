@@ -275,18 +275,16 @@ async fn apply_mapping(
             }
         }
     }
-    for gone in before.orgs.difference(&owned.orgs) {
-        let n = tx
-            .query("DELETE FROM memberships WHERE tenant_id = $1 AND org_id = $2 AND user_id = $3")
-            .bind(gone.clone())
-            .bind(user_id.to_owned())
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-        if n > 0 {
-            push(&mut changes, "orgs_removed", gone);
-        }
-    }
+    let gone: Vec<&String> = before.orgs.difference(&owned.orgs).collect();
+    drop_unclaimed(
+        tx,
+        ("memberships", "org_id"),
+        &gone,
+        user_id,
+        &mut changes,
+        "orgs_removed",
+    )
+    .await?;
 
     // Tags.
     if let Some(m) = &mapping.tags {
@@ -308,18 +306,16 @@ async fn apply_mapping(
             }
         }
     }
-    for gone in before.tags.difference(&owned.tags) {
-        let n = tx
-            .query("DELETE FROM user_tags WHERE tenant_id = $1 AND tag_id = $2 AND user_id = $3")
-            .bind(gone.clone())
-            .bind(user_id.to_owned())
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-        if n > 0 {
-            push(&mut changes, "tags_removed", gone);
-        }
-    }
+    let gone: Vec<&String> = before.tags.difference(&owned.tags).collect();
+    drop_unclaimed(
+        tx,
+        ("user_tags", "tag_id"),
+        &gone,
+        user_id,
+        &mut changes,
+        "tags_removed",
+    )
+    .await?;
 
     // Profile fields, language and manager: one update of the account.
     let row = tx
@@ -409,6 +405,32 @@ async fn apply_mapping(
             .await?;
     }
     Ok((owned, changes))
+}
+
+/// Take off the user what the mapping set before and sets no more: their rows of `table` whose `column` is
+/// one of `gone` (memberships of organizations, tags), each said in `changes` under `key`.
+async fn drop_unclaimed(
+    tx: &mut TenantTx,
+    (table, column): (&str, &str),
+    gone: &[&String],
+    user_id: &str,
+    changes: &mut Map<String, Value>,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND {column} = $2 AND user_id = $3");
+    for id in gone {
+        let n = tx
+            .query(&sql)
+            .bind((*id).clone())
+            .bind(user_id.to_owned())
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        if n > 0 {
+            push(changes, key, id);
+        }
+    }
+    Ok(())
 }
 
 fn push(changes: &mut Map<String, Value>, key: &str, value: &str) {
