@@ -51,11 +51,14 @@ fn small_files(config: &mut Config) {
     config.plugins.fault_limit = 1000;
 }
 
-/// No plugin disabled however often it faults (each fault kind is provoked once). Calls get the default
-/// two seconds: time for the 20 MB answer of `huge` to be read back before its size is judged, even on a
-/// busy machine, so that it faults for its output and not for its time.
+/// No plugin disabled however often it faults (each fault kind is provoked once). The seven bad calls share
+/// one academy's half of the WebAssembly turns, so each runs a fraction of the time it waits: the wall clock
+/// (eight seconds) is well beyond what a call needs to spend its fuel (a thousand million units), and the
+/// fuel, which counts only the call's own work, decides `loop`; the 20 MB answer of `huge` is read back and
+/// judged for its size long before either runs out.
 fn enough_rope(config: &mut Config) {
-    config.plugins.limits.enrollment.timeout_ms = 2000;
+    config.plugins.limits.enrollment.timeout_ms = 8000;
+    config.plugins.limits.enrollment.fuel_millions = 1000;
     config.plugins.fault_limit = 1000;
 }
 

@@ -6,7 +6,7 @@
 //! | `loop` | loops for ever (epoch deadline) |
 //! | `recurse` | recurses without end, 1 KiB of stack per call (stack limit) |
 //! | `grow` | allocates and touches 1 MiB chunks for ever (memory limit) |
-//! | `huge` | approves with 200,000 `add-tag` actions of 100-byte names, about 20 MB (output cap) |
+//! | `huge` | approves with 2,000 `add-tag` actions of 10,000-byte names, about 20 MB (output cap) |
 //! | `trap` | panics with "deliberate panic" |
 //! | `abort` | executes `unreachable` |
 //! | `sleep` | sleeps for 60 seconds (deadline while blocked in WASI) |
@@ -36,7 +36,11 @@ impl Enrollment for Misbehave {
                 unreachable!("recursion without end returned")
             }
             "grow" => grow(),
-            "huge" => Ok(SignupOutcome::approve().with_all((0..200_000).map(|i| Action::AddTag(format!("{i:0100}"))))),
+            // Few, long items copied from one (cheap in fuel): over the output cap at once, however busy the host.
+            "huge" => {
+                let long = "x".repeat(10_000);
+                Ok(SignupOutcome::approve().with_all((0..2_000).map(|i| Action::AddTag(format!("{i}{long}")))))
+            }
             "trap" => panic!("deliberate panic"),
             "abort" => abort(),
             "sleep" => {
