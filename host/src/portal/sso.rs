@@ -83,10 +83,10 @@ async fn start(
     match state.sso.begin(&db, &provider, &redirect_uri, &next).await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => {
-            let request_id = crate::auth::extract::request_id(&headers);
-            if let Err(audit) = provision::record_refusal(&db, Some(&provider), None, &e, request_id).await {
-                tracing::error!(error = %audit, "recording a refused sign-in failed");
-            }
+            // Anyone can start a sign-in: a failed start (the provider down, the academy busy) is logged, not
+            // audited, so visitors cannot grow the audit log while the provider is away.
+            tracing::warn!(tenant = %visit.tenant.id, provider = %provider.id, reason = e.code(), error = %e,
+                "single sign-on could not start");
             refused(&state, &visit, &e).await
         }
     }
