@@ -109,7 +109,7 @@ pub fn link_host(headers: &HeaderMap, config: &Config, tenant: &Tenant) -> Strin
     }
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     parts
         .headers
         .get(header::AUTHORIZATION)?

@@ -487,6 +487,7 @@ pub async fn delete(tx: &mut TenantTx, reach: &Reach, id: &str, reparent: bool) 
         "DELETE FROM org_domains WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM course_orgs WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM org_branding WHERE tenant_id = $1 AND org_id = $2",
+        "DELETE FROM scim_groups WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM grants WHERE tenant_id = $1 AND org_id = $2",
         "DELETE FROM orgs WHERE tenant_id = $1 AND id = $2",
     ] {

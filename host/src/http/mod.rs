@@ -30,6 +30,8 @@ mod reports;
 mod requests;
 mod roles;
 mod rules;
+mod scim;
+mod scim_tokens;
 mod segments;
 mod signup;
 mod tags;
@@ -66,6 +68,7 @@ pub fn api() -> api::Api {
     roles::routes(&mut api);
     grants::routes(&mut api);
     identity_providers::routes(&mut api);
+    scim_tokens::routes(&mut api);
     tokens::routes(&mut api);
     audit::routes(&mut api);
     plugins::routes(&mut api);
@@ -93,6 +96,7 @@ pub fn router(api_router: Router<AppState>, state: AppState) -> Router {
         .merge(api_router)
         .merge(ops::router())
         .merge(crate::portal::routes())
+        .merge(scim::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), forget_callers_on_write))

@@ -162,6 +162,11 @@ pub const TABLES: &[Table] = &[
     table("identity_providers", &[id("id"), TENANT, text("name"), text("protocol"), text("issuer"), text("client_id"), withheld("client_secret"), text("scopes"), text("email_domains"), int("password_signin"), int("create_users"), text("mapping"), int("enabled"), int("created_at"), int("updated_at")], EXPORT),
     table("sso_requests", &[text("state_hash"), TENANT, r("provider_id"), text("nonce"), text("pkce_verifier"), text("redirect_uri"), text("next"), int("created_at"), int("expires_at")], PRIVATE),
     table("user_identities", &[TENANT, r("provider_id"), text("subject"), r("user_id"), text("owned"), int("created_at"), int("last_login_at")], EXPORT),
+    // SCIM tokens are credentials (never exported); what a SCIM client wrote about people and groups is the
+    // academy's data (exported, not cloned: it belongs to the people it describes).
+    table("scim_tokens", &[id("id"), TENANT, text("name"), text("prefix"), text("token_hash"), r("created_by"), int("created_at"), int("expires_at"), int("revoked_at"), int("last_used_at")], PRIVATE),
+    table("scim_users", &[TENANT, r("user_id"), text("user_name"), text("attributes"), int("removed_at"), int("created_at"), int("updated_at")], EXPORT),
+    table("scim_groups", &[TENANT, r("org_id"), text("attributes"), int("provisioned"), int("created_at"), int("updated_at")], EXPORT),
     table("invitations", &[id("id"), TENANT, r("org_id"), withheld("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
     table("signups", &[id("id"), TENANT, r("user_id"), text("email"), text("via"), r("org_id"), r("invitation_id"), text("status"), text("reason"), text("actions"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
     table("rules", &[id("id"), TENANT, text("name"), int("enabled"), text("definition"), int("max_fires_per_user"), int("created_at"), int("updated_at")], EXPORT_CLONE),

@@ -143,6 +143,12 @@ const TABLES: &[(&str, &[&str])] = &[
     ("message_attempts", &["id", "tenant_id", "message_id", "outcome"]),
     ("schedule_slots", &["tenant_id", "job", "slot"]),
     ("login_events", &["id", "tenant_id", "user_id"]),
+    ("scim_tokens", &["id", "tenant_id", "name", "created_by", "revoked_at"]),
+    (
+        "scim_users",
+        &["tenant_id", "user_id", "user_name", "attributes", "removed_at"],
+    ),
+    ("scim_groups", &["tenant_id", "org_id", "attributes", "provisioned"]),
     (
         "report_presets",
         &["id", "tenant_id", "owner_id", "name", "params", "updated_at"],
