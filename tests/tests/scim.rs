@@ -322,6 +322,15 @@ async fn an_identity_provider_keeps_people_and_groups(app: &TestApp) {
     assert_eq!(back.status, 201, "{}", back.body);
     assert_eq!(back.body["id"], json!(id), "the same account");
     assert_eq!(admin.get(&format!("/api/v1/users/{id}")).await.1["status"], "active");
+
+    // An admin who erases the person in Aula erases what SCIM kept of them too.
+    assert_eq!(admin.delete(&format!("/api/v1/users/{id}")).await.0, 204);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM scim_users WHERE user_id = $1", &[&id])
+            .await,
+        0
+    );
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.status, 404);
 }
 
 async fn scim_refusals_name_the_attribute_and_change_nothing(app: &TestApp) {

@@ -251,6 +251,17 @@ async fn people_sign_in_through_their_academys_provider(app: &TestApp) {
     assert_eq!(refused.status, 403, "{}", refused.text);
     assert_eq!(refused.code(), "sso_required");
     assert!(refused.text.contains("Acme staff"), "{}", refused.text);
+
+    // Erasing a person who signed in through a provider erases their link to it too.
+    let alice = user_by_email(&admin, "alice.sso@acme.test").await;
+    let alice_id = alice["id"].as_str().unwrap().to_owned();
+    let (status, body) = admin.delete(&format!("/api/v1/users/{alice_id}")).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM user_identities WHERE user_id = $1", &[&alice_id])
+            .await,
+        0
+    );
 }
 
 /// An unverified address, an address outside the provider's domains, an account the provider may not

@@ -229,7 +229,10 @@ impl Api {
                 "version": env!("CARGO_PKG_VERSION"),
                 "description": "Multi-tenant learning platform. The tenant is taken from the request's host \
                     (custom domain or <slug>.<base domain>) or from the API token. Ids of other tenants, and ids \
-                    outside the caller's scope, answer 404 exactly like ids that do not exist."
+                    outside the caller's scope, answer 404 exactly like ids that do not exist. Each academy also serves \
+                    SCIM 2.0 (RFC 7644) at /scim/v2, described by its own discovery endpoints \
+                    (/scim/v2/ServiceProviderConfig, /ResourceTypes, /Schemas) and opened by the tokens of \
+                    /api/v1/scim-tokens."
             },
             "paths": Value::Object(self.paths),
             "components": {
