@@ -5,11 +5,12 @@
 
 mod common;
 
-use common::{TestApp, scenarios};
+use common::{Body, TestApp, scenarios};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 scenarios!(
+    an_admin_makes_and_revokes_scim_tokens_on_the_admin_page,
     an_identity_provider_keeps_people_and_groups,
     scim_refusals_name_the_attribute_and_change_nothing,
     a_scim_token_opens_one_academys_scim_and_nothing_else,
@@ -606,6 +607,73 @@ async fn an_external_scim_validator_passes(app: &TestApp) {
         )
         .await;
     assert_eq!(active_hidden, 0, "every deprovisioned account is suspended");
+}
+
+/// On `/admin/sso`, acme's admin sees the SCIM endpoint, makes a token (shown on that answer only, and
+/// working), sees it listed by its first characters, and revokes it.
+async fn an_admin_makes_and_revokes_scim_tokens_on_the_admin_page(app: &TestApp) {
+    let admin = app.login("acme", "admin@acme.test").await;
+    let form = |fields: &[(&str, &str)]| Body::Raw {
+        content_type: "application/x-www-form-urlencoded".into(),
+        bytes: fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes(),
+    };
+    let page = admin.send("GET", "/admin/sso", Body::None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("http://acme.localhost/scim/v2"),
+        "the endpoint is shown"
+    );
+    let marker = "name=\"_csrf\" value=\"";
+    let at = page.text.find(marker).expect("a form") + marker.len();
+    let csrf = page.text[at..].split('"').next().unwrap().to_owned();
+
+    let made = admin
+        .send(
+            "POST",
+            "/admin/sso/scim-tokens",
+            form(&[("_csrf", &csrf), ("name", "Okta")]),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let at = made.text.find("aulascim_").expect("the new token is shown");
+    let secret: String = made.text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert_eq!(Scim::new(app, "acme", &secret).get("/Users?count=1").await.status, 200);
+    let again = admin.send("GET", "/admin/sso", Body::None).await;
+    assert!(again.text.contains("Okta"));
+    assert!(!again.text.contains(&secret), "the secret is shown once");
+
+    let empty = admin
+        .send(
+            "POST",
+            "/admin/sso/scim-tokens",
+            form(&[("_csrf", &csrf), ("name", " ")]),
+        )
+        .await;
+    assert_eq!(empty.status, 400, "{}", empty.text);
+    assert!(empty.text.contains("aria-invalid=\"true\""), "the name field is marked");
+
+    let id = app.text("SELECT id FROM scim_tokens WHERE name = 'Okta'", &[]).await;
+    let revoked = admin
+        .send(
+            "POST",
+            &format!("/admin/sso/scim-tokens/{id}/revoke"),
+            form(&[("_csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(revoked.status, 303, "{}", revoked.text);
+    assert_eq!(Scim::new(app, "acme", &secret).get("/Users").await.status, 401);
+    let after = admin
+        .send("GET", "/admin/sso?done=done.admin_scim_token_revoked", Body::None)
+        .await;
+    assert!(after.text.contains("The SCIM token was revoked."), "{}", after.text);
 }
 
 fn urlencode(s: &str) -> String {

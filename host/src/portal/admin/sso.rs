@@ -1,5 +1,6 @@
 //! `/admin/sso`: the academy's identity providers (single sign-on), each with the redirect URIs to register at
-//! the provider and a form to change it; a form to add one.
+//! the provider and a form to change it; a form to add one. Below them, provisioning over SCIM: the academy's
+//! SCIM endpoint and tokens, a new token shown once, and revoking.
 
 use super::{Failed, gate, items, seg, typed};
 use crate::portal::page::{Posted, Visit};
@@ -16,16 +17,23 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/sso", get(page).post(create))
         .route("/admin/sso/{id}", post(update))
         .route("/admin/sso/{id}/delete", post(remove))
+        .route("/admin/sso/scim-tokens", post(create_scim_token))
+        .route("/admin/sso/scim-tokens/{id}/revoke", post(revoke_scim_token))
 }
 
 async fn page(State(state): State<AppState>, visit: Visit) -> Response {
-    show(&state, &visit, None).await
+    show(&state, &visit, None, None).await
 }
 
-async fn show(state: &AppState, visit: &Visit, failed: Option<Failed>) -> Response {
+/// The page; `new_token` is a SCIM token just made, shown this once.
+async fn show(state: &AppState, visit: &Visit, failed: Option<Failed>, new_token: Option<Value>) -> Response {
     if let Err(r) = gate(state, visit, &["tenant.manage"]).await {
         return r;
     }
+    let scim_tokens = match visit.get(state, "/api/v1/scim-tokens").await {
+        Ok(list) => list,
+        Err(e) => return visit.error(state, e).await,
+    };
     match visit.get(state, "/api/v1/identity-providers").await {
         Ok(list) => {
             let providers: Vec<Value> = items(&list)
@@ -36,7 +44,13 @@ async fn show(state: &AppState, visit: &Visit, failed: Option<Failed>) -> Respon
                     p
                 })
                 .collect();
-            let mut data = json!({"providers": providers, "values": {"password_signin": "on", "create_users": "on"}});
+            let mut data = json!({
+                "providers": providers,
+                "values": {"password_signin": "on", "create_users": "on"},
+                "scim_tokens": scim_tokens,
+                "scim_endpoint": format!("{}/scim/v2", crate::tenancy::academy_url(&state.config, &visit.tenant)),
+                "new_scim_token": new_token,
+            });
             let status = Failed::put(failed, &mut data);
             visit.render_status(state, status, "admin-sso", "admin/sso", data).await
         }
@@ -121,7 +135,7 @@ async fn create(State(state): State<AppState>, form: Posted) -> Response {
     {
         Ok(_) => visit.done("/admin/sso", "done.admin_sso_created"),
         Err(e) => match Failed::api(e, "new-provider", typed(&form)) {
-            Ok(f) => show(&state, visit, Some(f)).await,
+            Ok(f) => show(&state, visit, Some(f), None).await,
             Err(e) => visit.error(&state, e).await,
         },
     }
@@ -146,7 +160,7 @@ async fn update(State(state): State<AppState>, Path(id): Path<String>, form: Pos
     match visit.api(&state, Method::PATCH, &path, Some(body)).await {
         Ok(_) => visit.done("/admin/sso", "done.admin_sso_saved"),
         Err(e) => match Failed::api(e, "edit-provider", typed(&form)) {
-            Ok(f) => show(&state, visit, Some(f)).await,
+            Ok(f) => show(&state, visit, Some(f), None).await,
             Err(e) => visit.error(&state, e).await,
         },
     }
@@ -160,6 +174,34 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>, form: Pos
     let path = format!("/api/v1/identity-providers/{}", seg(&id));
     match visit.api(&state, Method::DELETE, &path, None).await {
         Ok(_) => visit.done("/admin/sso", "done.admin_sso_deleted"),
+        Err(e) => visit.error(&state, e).await,
+    }
+}
+
+async fn create_scim_token(State(state): State<AppState>, form: Posted) -> Response {
+    let visit = &form.visit;
+    if let Err(r) = gate(&state, visit, &["tenant.manage"]).await {
+        return r;
+    }
+    let body = json!({"name": form.field("name")});
+    match visit.api(&state, Method::POST, "/api/v1/scim-tokens", Some(body)).await {
+        // Shown on this answer only (no redirect): the secret is not kept anywhere it could be shown again.
+        Ok(created) => show(&state, visit, None, Some(created.body)).await,
+        Err(e) => match Failed::api(e, "new-scim-token", typed(&form)) {
+            Ok(f) => show(&state, visit, Some(f), None).await,
+            Err(e) => visit.error(&state, e).await,
+        },
+    }
+}
+
+async fn revoke_scim_token(State(state): State<AppState>, Path(id): Path<String>, form: Posted) -> Response {
+    let visit = &form.visit;
+    if let Err(r) = gate(&state, visit, &["tenant.manage"]).await {
+        return r;
+    }
+    let path = format!("/api/v1/scim-tokens/{}", seg(&id));
+    match visit.api(&state, Method::DELETE, &path, None).await {
+        Ok(_) => visit.done("/admin/sso", "done.admin_scim_token_revoked"),
         Err(e) => visit.error(&state, e).await,
     }
 }
