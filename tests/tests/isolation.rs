@@ -804,6 +804,7 @@ fn everything_but_courses(acme: &Directory, arranged: &Resources, tags: bool) ->
         Kind::Signup,
         Kind::Message,
         Kind::IdentityProvider,
+        Kind::ScimToken,
     ] {
         hidden.add(
             &arranged.get(kind).unwrap_or_default(),

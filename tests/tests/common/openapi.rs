@@ -50,11 +50,12 @@ pub enum Kind {
     ReportSchedule,
     Signup,
     IdentityProvider,
+    ScimToken,
 }
 
 impl Kind {
     /// The kinds [`super::resources::Resources`] arranges (the rest come from [`super::Directory`]).
-    pub const ARRANGED: [Kind; 16] = [
+    pub const ARRANGED: [Kind; 17] = [
         Kind::Course,
         Kind::Lesson,
         Kind::Enrollment,
@@ -71,6 +72,7 @@ impl Kind {
         Kind::ReportSchedule,
         Kind::Signup,
         Kind::IdentityProvider,
+        Kind::ScimToken,
     ];
 }
 
@@ -104,6 +106,7 @@ fn collection_kind(segment: &str) -> Option<Kind> {
         "report-schedules" | "schedules" => Kind::ReportSchedule,
         "signups" => Kind::Signup,
         "identity-providers" => Kind::IdentityProvider,
+        "scim-tokens" => Kind::ScimToken,
         _ => return None,
     })
 }

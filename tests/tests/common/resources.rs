@@ -98,7 +98,7 @@ impl Resources {
         .await;
         ids.insert(Kind::Enrollment, enrollment.clone());
 
-        let rows: [(Kind, String, Vec<String>); 12] = [
+        let rows: [(Kind, String, Vec<String>); 13] = [
             (
                 Kind::EnrollmentRequest,
                 format!(
@@ -202,6 +202,14 @@ impl Resources {
                      'matrix-secret', {now}, {now})"
                 ),
                 vec![format!("Matrix provider {}", &id()[..8])],
+            ),
+            (
+                Kind::ScimToken,
+                format!(
+                    "INSERT INTO scim_tokens (id, tenant_id, name, prefix, token_hash, created_by, created_at, \
+                     expires_at) VALUES ($1, $2, 'Matrix SCIM', 'aulascim_mat', $3, $4, {now}, 4102444800000)"
+                ),
+                vec![id(), owner_id.clone()],
             ),
         ];
         for (kind, sql, rest) in rows {
