@@ -3,7 +3,7 @@
 //!
 //! Backed by moka: bounded in entries, evicting the least useful ones when full (a flood of new keys, such as
 //! random `Host` headers, pushes out old entries instead of emptying the cache), without one lock for every
-//! read.
+//! read. [`AcademyCache`] adds forgetting one academy's entries without touching the others'.
 
 use moka::Expiry;
 use std::borrow::Borrow;
@@ -63,9 +63,79 @@ where
     }
 }
 
+/// A [`TtlCache`] whose entries each belong to one academy, and can be forgotten one academy at a time: a
+/// change in one academy leaves every other academy's cached answers in place (one busy academy's writes
+/// cannot keep emptying the caches the others' requests depend on).
+///
+/// Each academy has a version, and entries are kept under the version current when their answer was read.
+/// Forgetting an academy moves its version on, so its older entries are never answered again (they age out
+/// or are pushed out). Read the version *before* reading what is to be cached: a change that lands meanwhile
+/// then leaves the entry unreachable instead of stale.
+pub struct AcademyCache<K, V> {
+    entries: TtlCache<(String, u64, K), V>,
+    versions: Versions,
+}
+
+/// Versions of academies (and of everything, for [`AcademyCache::clear`]).
+#[derive(Default)]
+struct Versions {
+    all: std::sync::atomic::AtomicU64,
+    each: std::sync::RwLock<std::collections::HashMap<String, u64>>,
+}
+
+impl<K, V> AcademyCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// An empty cache: entries kept for at most `ttl`, `max` at most.
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        AcademyCache {
+            entries: TtlCache::new(ttl, max),
+            versions: Versions::default(),
+        }
+    }
+
+    /// The academy's version now, to read before the answer that will be put.
+    pub fn version(&self, academy: &str) -> u64 {
+        let own = self
+            .versions
+            .each
+            .read()
+            .map(|each| each.get(academy).copied().unwrap_or(0))
+            .unwrap_or(0);
+        self.versions.all.load(std::sync::atomic::Ordering::Acquire) + own
+    }
+
+    /// The academy's entry for `key`, if it is current and has not expired.
+    pub fn get(&self, academy: &str, key: &K) -> Option<V> {
+        self.entries
+            .get(&(academy.to_owned(), self.version(academy), key.clone()))
+    }
+
+    /// Keep an answer read at `version` (see [`AcademyCache::version`]) for the TTL, or for `valid_for` if
+    /// that is shorter.
+    pub fn put(&self, academy: &str, version: u64, key: K, value: V, valid_for: Duration) {
+        self.entries.put((academy.to_owned(), version, key), value, valid_for);
+    }
+
+    /// Forget one academy's entries.
+    pub fn forget(&self, academy: &str) {
+        if let Ok(mut each) = self.versions.each.write() {
+            *each.entry(academy.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Forget everything.
+    pub fn clear(&self) {
+        self.versions.all.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.entries.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TtlCache;
+    use super::{AcademyCache, TtlCache};
     use std::time::Duration;
 
     #[test]
@@ -97,5 +167,31 @@ mod tests {
         cache.entries.run_pending_tasks();
         assert!(cache.entries.entry_count() <= 1000);
         assert_eq!(cache.get(&0), Some(0), "the entry in use survives the flood");
+    }
+
+    #[test]
+    fn forgetting_one_academy_leaves_the_others() {
+        let cache: AcademyCache<String, u32> = AcademyCache::new(Duration::from_secs(60), 100);
+        let long = Duration::from_secs(60);
+        let (a, b) = (cache.version("acme"), cache.version("globex"));
+        cache.put("acme", a, "k".into(), 1, long);
+        cache.put("globex", b, "k".into(), 2, long);
+        cache.forget("globex");
+        assert_eq!(
+            cache.get("acme", &"k".into()),
+            Some(1),
+            "another academy's change leaves acme's entry"
+        );
+        assert_eq!(cache.get("globex", &"k".into()), None);
+        // An answer read before a change and put after it is never answered.
+        let before = cache.version("acme");
+        cache.forget("acme");
+        cache.put("acme", before, "late".into(), 3, long);
+        assert_eq!(cache.get("acme", &"late".into()), None);
+        let now = cache.version("acme");
+        cache.put("acme", now, "k".into(), 4, long);
+        assert_eq!(cache.get("acme", &"k".into()), Some(4));
+        cache.clear();
+        assert_eq!(cache.get("acme", &"k".into()), None);
     }
 }

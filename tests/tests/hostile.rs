@@ -25,6 +25,13 @@ fn one_request_each(config: &mut aula::config::Config) {
     config.request_wait_ms = 200;
 }
 
+scenarios!(with callers_kept_a_minute => one_academys_writes_forget_only_its_own_cached_callers);
+
+/// Authenticated callers reused for a minute, so the test sees what a write forgets and what it leaves.
+fn callers_kept_a_minute(config: &mut aula::config::Config) {
+    config.auth_cache_ms = 60_000;
+}
+
 scenarios!(with quick_headers => a_client_that_trickles_its_headers_is_disconnected);
 
 scenarios!(with quick_requests => a_client_that_trickles_its_body_is_answered_busy);
@@ -542,4 +549,39 @@ async fn a_client_that_trickles_its_body_is_answered_busy(app: &TestApp) {
     );
     let (status, _, _) = raw(app, &acme, "GET", "/api/v1/catalog", &[], None).await;
     assert_eq!(status, 401, "the next request is served");
+}
+
+/// A write forgets what this replica cached of its own academy only. Shown with a token revoked behind the
+/// host's back (as another replica would): globex's writes leave acme's cached caller in place (a busy
+/// academy cannot keep emptying the caches the others' requests depend on); acme's next write forgets it.
+async fn one_academys_writes_forget_only_its_own_cached_callers(app: &TestApp) {
+    let acme_admin = app.login("acme", "admin@acme.test").await;
+    let (token_id, secret) = acme_admin.create_token("cached").await;
+    let acme = app.with_token("acme", &secret);
+    assert_eq!(acme.get("/api/v1/me").await.0, 200, "the caller is now cached");
+    app.exec("UPDATE api_tokens SET revoked_at = 1 WHERE id = $1", &[&token_id])
+        .await;
+
+    let globex = app.login("globex", "admin@globex.test").await;
+    for i in 0..5 {
+        let (status, body) = globex
+            .post("/api/v1/tags", serde_json::json!({"name": format!("busy-{i}")}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(
+        acme.get("/api/v1/me").await.0,
+        200,
+        "globex's writes left acme's cached caller in place"
+    );
+
+    let (status, body) = acme_admin
+        .post("/api/v1/tags", serde_json::json!({"name": "acme-write"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        acme.get("/api/v1/me").await.0,
+        401,
+        "acme's own write forgot its cached callers: the revoked token is refused"
+    );
 }

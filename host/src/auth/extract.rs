@@ -194,10 +194,8 @@ impl FromRequestParts<AppState> for Caller {
             same_site_write(parts, state)?;
         }
         let credential = bearer(parts).or_else(|| cookie(parts, SESSION_COOKIE)).map(secret_hash);
-        if let Some(cached) = credential
-            .as_ref()
-            .and_then(|c| state.callers.get(&(host_key.clone(), c.clone())))
-        {
+        let version = state.callers.version(&host_key);
+        if let Some(cached) = credential.as_ref().and_then(|c| state.callers.get(&host_key, c)) {
             return Ok(Caller {
                 request_id: request_id(&parts.headers),
                 ..cached
@@ -206,7 +204,7 @@ impl FromRequestParts<AppState> for Caller {
         let (caller, valid_ms) = authenticate(parts, state, host).await?;
         if let Some(credential) = credential {
             let valid = std::time::Duration::from_millis(valid_ms.max(0) as u64);
-            state.callers.put((host_key, credential), caller.clone(), valid);
+            state.callers.put(&host_key, version, credential, caller.clone(), valid);
         }
         Ok(caller)
     }

@@ -169,8 +169,11 @@ async fn take_turns(axum::extract::State(state): axum::extract::State<AppState>,
     }
 }
 
-/// Any successful change may have touched what authentication depends on (a token, a grant, a user's
-/// status, an organization's place in the tree): drop the cached callers so the next request looks again.
+/// Any successful change may have touched what authentication and branding depend on (a token, a grant, a
+/// user's status, an organization's place in the tree, the academy's look): forget what is cached of the
+/// academy the change was made in, so its next request looks again. Other academies' cached callers and
+/// branding stay: one academy's writes cannot keep emptying the caches the others' requests depend on. A
+/// change on the platform's host (an operator's, or an API token's naming its academy) forgets everything.
 async fn forget_callers_on_write(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Request,
@@ -180,10 +183,28 @@ async fn forget_callers_on_write(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    let response = next.run(req).await;
-    if !reads && response.status().is_success() {
-        state.callers.clear();
-        state.portal.branding.clear();
+    if reads {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let academy = match crate::auth::extract::host_tenant(&parts, &state).await {
+        Ok(crate::tenancy::HostTenant::Tenant(tenant)) => Some(tenant.id),
+        _ => None,
+    };
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if response.status().is_success() {
+        match academy {
+            Some(id) => {
+                state.callers.forget(&id);
+                // Callers met on the platform's host may be this academy's people.
+                state.callers.forget("");
+                state.portal.branding.forget(&id);
+            }
+            None => {
+                state.callers.clear();
+                state.portal.branding.clear();
+            }
+        }
     }
     response
 }

@@ -10,7 +10,7 @@
 //! page renders with the static branding.
 
 use super::i18n::Locales;
-use crate::cache::TtlCache;
+use crate::cache::AcademyCache;
 use crate::db::TenantDb;
 use crate::error::ApiError;
 use crate::plugins::hooks::branding as hooks;
@@ -485,12 +485,13 @@ struct LookKey {
     user: Option<String>,
 }
 
-/// Caches of branding, per replica. Each entry lives briefly; every write through this replica clears them.
+/// Caches of branding, per replica, by academy. Each entry lives briefly; a write through this replica forgets
+/// its academy's entries (and only those).
 pub struct BrandingCache {
-    academies: TtlCache<String, Arc<Academy>>,
-    people: TtlCache<(String, String), Arc<Person>>,
-    plugins: TtlCache<String, Arc<Vec<Arc<Loaded>>>>,
-    looks: TtlCache<LookKey, Arc<Look>>,
+    academies: AcademyCache<(), Arc<Academy>>,
+    people: AcademyCache<String, Arc<Person>>,
+    plugins: AcademyCache<(), Arc<Vec<Arc<Loaded>>>>,
+    looks: AcademyCache<LookKey, Arc<Look>>,
 }
 
 /// How long stored branding may be stale on another replica.
@@ -501,16 +502,16 @@ const PLUGIN_ANSWER: Duration = Duration::from_secs(60);
 impl Default for BrandingCache {
     fn default() -> Self {
         BrandingCache {
-            academies: TtlCache::new(STALE, 10_000),
-            people: TtlCache::new(STALE, 100_000),
-            plugins: TtlCache::new(STALE, 10_000),
-            looks: TtlCache::new(PLUGIN_ANSWER, 100_000),
+            academies: AcademyCache::new(STALE, 10_000),
+            people: AcademyCache::new(STALE, 100_000),
+            plugins: AcademyCache::new(STALE, 10_000),
+            looks: AcademyCache::new(PLUGIN_ANSWER, 100_000),
         }
     }
 }
 
 impl BrandingCache {
-    /// Forget everything (after a write).
+    /// Forget everything (after a write on the platform's host).
     pub fn clear(&self) {
         self.academies.clear();
         self.people.clear();
@@ -518,33 +519,44 @@ impl BrandingCache {
         self.looks.clear();
     }
 
+    /// Forget one academy's branding (after a write in it).
+    pub fn forget(&self, academy: &str) {
+        self.academies.forget(academy);
+        self.people.forget(academy);
+        self.plugins.forget(academy);
+        self.looks.forget(academy);
+    }
+
     /// The academy's branding.
     pub async fn academy(&self, db: &TenantDb) -> Result<Arc<Academy>, ApiError> {
-        if let Some(a) = self.academies.get(db.tenant_id()) {
+        let version = self.academies.version(db.tenant_id());
+        if let Some(a) = self.academies.get(db.tenant_id(), &()) {
             return Ok(a);
         }
         let a = Arc::new(read_academy(db).await?);
-        self.academies.put(db.tenant_id().to_owned(), a.clone(), STALE);
+        self.academies.put(db.tenant_id(), version, (), a.clone(), STALE);
         Ok(a)
     }
 
     /// A signed-in user's language and organizations.
     pub async fn person(&self, db: &TenantDb, user_id: &str) -> Result<Arc<Person>, ApiError> {
-        let key = (db.tenant_id().to_owned(), user_id.to_owned());
-        if let Some(p) = self.people.get(&key) {
+        let version = self.people.version(db.tenant_id());
+        let key = user_id.to_owned();
+        if let Some(p) = self.people.get(db.tenant_id(), &key) {
             return Ok(p);
         }
         let p = Arc::new(read_person(db, user_id).await?);
-        self.people.put(key, p.clone(), STALE);
+        self.people.put(db.tenant_id(), version, key, p.clone(), STALE);
         Ok(p)
     }
 
     async fn active_plugins(&self, state: &AppState, db: &TenantDb) -> Result<Arc<Vec<Arc<Loaded>>>, ApiError> {
-        if let Some(p) = self.plugins.get(db.tenant_id()) {
+        let version = self.plugins.version(db.tenant_id());
+        if let Some(p) = self.plugins.get(db.tenant_id(), &()) {
             return Ok(p);
         }
         let p = Arc::new(state.plugins.active(db, Kind::Branding).await?);
-        self.plugins.put(db.tenant_id().to_owned(), p.clone(), STALE);
+        self.plugins.put(db.tenant_id(), version, (), p.clone(), STALE);
         Ok(p)
     }
 
@@ -562,6 +574,7 @@ impl BrandingCache {
         page: &'static str,
     ) -> Result<Arc<Look>, ApiError> {
         let db = state.db.tenant(&tenant.id);
+        let version = self.looks.version(&tenant.id);
         let plugins = self.active_plugins(state, &db).await?;
         let org_path = person.map(|(_, p)| p.org_path.as_slice()).unwrap_or(&[]);
         let key = LookKey {
@@ -580,7 +593,7 @@ impl BrandingCache {
                 .then(|| person.map(|(id, _)| id.to_owned()))
                 .flatten(),
         };
-        if let Some(look) = self.looks.get(&key) {
+        if let Some(look) = self.looks.get(&tenant.id, &key) {
             return Ok(look);
         }
         let mut look = static_look(locales, tenant, academy, org_path, locale);
@@ -617,7 +630,7 @@ impl BrandingCache {
             }
         }
         let look = Arc::new(look);
-        self.looks.put(key, look.clone(), answer_for);
+        self.looks.put(&tenant.id, version, key, look.clone(), answer_for);
         Ok(look)
     }
 }
