@@ -181,7 +181,7 @@ pub async fn list(
             .strip_prefix(&format!("{}:", USER.to_ascii_lowercase()))
             .unwrap_or(&attribute);
         let column = match attribute {
-            "username" => "lower(coalesce(s.user_name, u.email))",
+            "username" => USER_NAME,
             "externalid" => "u.external_id",
             "id" => "u.id",
             "emails" | "emails.value" => "lower(u.email)",
@@ -218,7 +218,12 @@ pub async fn list(
         } else {
             value.clone()
         });
-        clauses.push(format!("{column} = ${}", binds.len() + 1));
+        let mark = binds.len() + 1;
+        clauses.push(if column == USER_NAME {
+            holds_user_name(mark)
+        } else {
+            format!("{column} = ${mark}")
+        });
     }
     let filter_sql = clauses.join(" AND ");
     let count_sql = format!(
@@ -393,13 +398,29 @@ pub struct Written {
     pub pending: Pending,
 }
 
+/// What a userName filter compares (see [`holds_user_name`]).
+const USER_NAME: &str = "lower(coalesce(s.user_name, u.email))";
+
+/// `u` holds the userName in `$mark` (lower-cased): as its SCIM userName, or as its e-mail address when it has
+/// none. Two indexed lookups rather than a scan of the academy's users, since identity providers look every
+/// person up this way before they write.
+fn holds_user_name(mark: usize) -> String {
+    format!(
+        "u.id IN (SELECT n.user_id FROM scim_users n WHERE n.tenant_id = $1 AND lower(n.user_name) = ${mark} \
+         AND n.removed_at IS NULL \
+         UNION SELECT e.id FROM users e WHERE e.tenant_id = $1 AND lower(e.email) = ${mark} \
+         AND NOT EXISTS (SELECT 1 FROM scim_users x WHERE x.tenant_id = $1 AND x.user_id = e.id))"
+    )
+}
+
 /// Is `user_name` free for `id` (another user holds it when it is their userName, or their e-mail address
 /// and they have no userName of their own)?
 async fn ensure_free(tx: &mut TenantTx, user_name: &str, id: Option<&str>) -> Result<(), ScimError> {
     let holder: Option<String> = tx
         .query(&format!(
-            "SELECT u.id {} WHERE {VISIBLE} AND lower(coalesce(s.user_name, u.email)) = $2 AND u.id <> $3",
-            &SELECT[SELECT.find(" FROM users").expect("SELECT names users")..]
+            "SELECT u.id {} WHERE {VISIBLE} AND {} AND u.id <> $3",
+            &SELECT[SELECT.find(" FROM users").expect("SELECT names users")..],
+            holds_user_name(2)
         ))
         .bind(user_name.to_lowercase())
         .bind(id.unwrap_or("").to_owned())
