@@ -334,6 +334,7 @@ async fn people_change_their_own_name_and_language(app: &TestApp) {
     assert_eq!(user["locale"], "de");
 
     // Refused changes name their field and change nothing.
+    let admin = app.login("acme", "admin@acme.test").await;
     let before = app.snapshot().await;
     let audit_before = app.audit_count().await;
     for (body, field) in [
@@ -347,6 +348,19 @@ async fn people_change_their_own_name_and_language(app: &TestApp) {
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
         assert_eq!(reply.field(), field, "{body}: {}", reply.text);
     }
+    // Not even an admin sets their own password through the users API: only where the current one is asked.
+    let (_, me) = admin.get("/api/v1/me").await;
+    let own = me["id"].as_str().unwrap().to_owned();
+    let reply = admin
+        .send(
+            "PATCH",
+            &format!("/api/v1/users/{own}"),
+            Body::Json(json!({"password": "taken-over-123"})),
+        )
+        .await;
+    assert_eq!(reply.code(), "own_password", "{}", reply.text);
+    assert_eq!(reply.field(), "password", "{}", reply.text);
+    assert_eq!(admin.get("/api/v1/me").await.0, 200, "the session still works");
     before.assert_unchanged(&app.snapshot().await, "refused changes of one's own account");
     assert_eq!(app.audit_count().await, audit_before);
 

@@ -340,6 +340,15 @@ pub async fn update(
             "you cannot suspend or terminate your own account",
         ));
     }
+    // A session or token alone must not be enough to take over its account: one's own password changes
+    // only where the current one is asked for.
+    if id == actor_id && req.password.is_some() {
+        return Err(Error::refused(
+            "own_password",
+            Some("password"),
+            "change your own password at /api/v1/me/password, which asks for the current one",
+        ));
+    }
     let external_id = match &req.external_id {
         Some(e) => opt_text("external_id", e.as_deref(), 200)?,
         None => before.external_id.clone(),
