@@ -439,6 +439,7 @@ pub async fn erase(tx: &mut TenantTx, user_id: &str) -> Result<(), sqlx::Error> 
         "DELETE FROM api_tokens WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_identities WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM scim_users WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM import_members WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM scim_tokens WHERE tenant_id = $1 AND created_by = $2",
         "UPDATE users SET manager_id = NULL WHERE tenant_id = $1 AND manager_id = $2",
         "DELETE FROM users WHERE tenant_id = $1 AND id = $2",

@@ -14,6 +14,7 @@ mod courses;
 mod enrollments;
 mod grants;
 mod identity_providers;
+mod imports;
 mod invitations;
 mod learn;
 mod lessons;
@@ -69,6 +70,7 @@ pub fn api() -> api::Api {
     grants::routes(&mut api);
     identity_providers::routes(&mut api);
     scim_tokens::routes(&mut api);
+    imports::routes(&mut api);
     tokens::routes(&mut api);
     audit::routes(&mut api);
     plugins::routes(&mut api);

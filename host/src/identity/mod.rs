@@ -8,6 +8,7 @@
 //! One provider configuration serves one academy only: providers, sign-ins under way and links to accounts
 //! are rows of that academy, and the provider sends people back to the academy's own host.
 
+pub mod import;
 pub mod oidc;
 pub mod providers;
 pub mod provision;

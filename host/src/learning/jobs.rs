@@ -49,6 +49,21 @@ pub async fn start<F>(
 where
     F: Future<Output = ApiResult<Value>> + Send + 'static,
 {
+    start_with_id(tenant, kind, params, created_by, |_| work).await
+}
+
+/// [`start`], for work that needs its job's id (to write its progress there).
+pub async fn start_with_id<W, F>(
+    tenant: &TenantDb,
+    kind: &str,
+    params: Value,
+    created_by: Option<String>,
+    work: W,
+) -> ApiResult<String>
+where
+    W: FnOnce(String) -> F,
+    F: Future<Output = ApiResult<Value>> + Send + 'static,
+{
     let id = new_id();
     let mut tx = tenant.begin().await?;
     // Queued only while the academy has fewer than MAX_PENDING unfinished jobs (one statement, so that two
@@ -79,6 +94,7 @@ where
     tx.commit().await?;
     let tenant = tenant.clone();
     let job = id.clone();
+    let work = work(id.clone());
     tokio::spawn(async move {
         let outcome = match RUNNING.acquire(tenant.tenant_id()).await {
             Err(busy) => Err(ApiError::from(busy)),
@@ -110,6 +126,17 @@ where
         }
     });
     Ok(id)
+}
+
+/// A running job's progress (`{"progress": {"done": …, "total": …}}` in its result until it finishes).
+pub async fn progress(tenant: &TenantDb, job: &str, done: usize, total: usize) -> Result<(), sqlx::Error> {
+    let mut tx = tenant.begin().await?;
+    tx.query("UPDATE jobs SET result = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'running'")
+        .bind(job.to_owned())
+        .bind(serde_json::json!({"progress": {"done": done, "total": total}}).to_string())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await
 }
 
 /// A queued job starts running; false when it is no longer queued.
@@ -199,6 +226,17 @@ pub struct JobOut {
     error: Option<String>,
     created_at: String,
     finished_at: Option<String>,
+}
+
+impl JobOut {
+    /// What the job does (`bulk_enroll`, `import_users`, …).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+    /// Its result, once done (its progress while it runs).
+    pub fn result_value(&self) -> Option<&Value> {
+        self.result.as_ref()
+    }
 }
 
 pub async fn job_out(tx: &mut TenantTx, id: &str) -> ApiResult<(JobOut, Option<String>)> {

@@ -167,6 +167,7 @@ pub const TABLES: &[Table] = &[
     table("scim_tokens", &[id("id"), TENANT, text("name"), text("prefix"), text("token_hash"), r("created_by"), int("created_at"), int("expires_at"), int("revoked_at"), int("last_used_at")], PRIVATE),
     table("scim_users", &[TENANT, r("user_id"), text("user_name"), text("attributes"), int("removed_at"), int("created_at"), int("updated_at")], EXPORT),
     table("scim_groups", &[TENANT, r("org_id"), text("attributes"), int("provisioned"), int("created_at"), int("updated_at")], EXPORT),
+    table("import_members", &[TENANT, text("data_set"), r("user_id"), text("import_id"), int("updated_at")], EXPORT),
     table("invitations", &[id("id"), TENANT, r("org_id"), withheld("token"), int("max_uses"), int("uses"), int("hold"), int("expires_at"), int("revoked_at"), text("created_by"), int("created_at")], EXPORT),
     table("signups", &[id("id"), TENANT, r("user_id"), text("email"), text("via"), r("org_id"), r("invitation_id"), text("status"), text("reason"), text("actions"), text("decided_by"), int("decided_at"), int("created_at")], EXPORT),
     table("rules", &[id("id"), TENANT, text("name"), int("enabled"), text("definition"), int("max_fires_per_user"), int("created_at"), int("updated_at")], EXPORT_CLONE),
