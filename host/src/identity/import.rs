@@ -592,15 +592,18 @@ pub async fn run(importer: &Importer<'_>, options: &Options, csv_text: &[u8]) ->
         let n = batch.len();
         let mut tx = importer.db.begin().await?;
         let mut events = Vec::with_capacity(n);
+        let mut imported = Vec::with_capacity(n);
         for plan in batch {
             let counted = match &plan {
                 Plan::Create(..) => &mut report.created,
                 Plan::Change { .. } => &mut report.changed,
                 Plan::Same(_) => &mut report.unchanged,
             };
-            match apply(&mut tx, importer, &options.data_set, plan).await {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
+            match apply(&mut tx, importer, plan).await {
+                Ok((id, event)) => {
+                    imported.push(id);
+                    events.extend(event);
+                }
                 // Refused when written (the importer's authority over this person, a member limit): the row
                 // is reported and the batch goes on.
                 Err(Applied::Row(e)) => {
@@ -613,6 +616,7 @@ pub async fn run(importer: &Importer<'_>, options: &Options, csv_text: &[u8]) ->
                 Err(Applied::Db(e)) => return Err(e.into()),
             }
         }
+        remember(&mut tx, importer, &options.data_set, &imported).await?;
         finish_batch(importer, tx, events).await?;
         done += n;
         crate::learning::jobs::progress(importer.db, importer.import_id, done, total).await?;
@@ -662,23 +666,15 @@ impl From<sqlx::Error> for Applied {
     }
 }
 
-/// Write one planned row; answers the event for the academy's rules.
-async fn apply(
-    tx: &mut TenantTx,
-    importer: &Importer<'_>,
-    data_set: &str,
-    plan: Plan,
-) -> Result<Option<Event>, Applied> {
+/// Write one planned row; answers the account's id and the event for the academy's rules.
+async fn apply(tx: &mut TenantTx, importer: &Importer<'_>, plan: Plan) -> Result<(String, Option<Event>), Applied> {
     let refused = |line: usize, e: crate::directory::Error| match e {
         crate::directory::Error::Db(e) => Applied::Db(e),
         crate::directory::Error::Invalid { field, message } => Applied::Row(row_error(line, &field, message)),
         other => Applied::Row(row_error(line, "", other.to_string())),
     };
     let (id, event) = match plan {
-        Plan::Same(id) => {
-            remember(tx, importer, data_set, &id).await?;
-            return Ok(None);
-        }
+        Plan::Same(id) => return Ok((id, None)),
         Plan::Create(p, join) => {
             let new: NewUser = serde_json::from_value(json!({
                 "email": p.email, "name": p.name, "status": p.status, "locale": p.locale,
@@ -717,27 +713,37 @@ async fn apply(
             (id.clone(), Event::changed(&id))
         }
     };
-    remember(tx, importer, data_set, &id).await?;
-    Ok(Some(event))
+    Ok((id, Some(event)))
 }
 
-/// Note that this import's data set brought the person in (diff mode compares the next import with it).
+/// Note that this import's data set brought these people in (diff mode compares the next import with it):
+/// one statement per few hundred people.
 async fn remember(
     tx: &mut TenantTx,
     importer: &Importer<'_>,
     data_set: &str,
-    user_id: &str,
+    users: &[String],
 ) -> Result<(), sqlx::Error> {
-    tx.query(
-        "INSERT INTO import_members (tenant_id, data_set, user_id, import_id, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, data_set, user_id) DO UPDATE SET import_id = excluded.import_id, updated_at = excluded.updated_at",
-    )
-    .bind(data_set.to_owned())
-    .bind(user_id.to_owned())
-    .bind(importer.import_id.to_owned())
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
+    let now = now_ms();
+    for chunk in users.chunks(250) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, $3, $4, ${})", i + 5))
+            .collect();
+        let sql = format!(
+            "INSERT INTO import_members (tenant_id, data_set, import_id, updated_at, user_id) VALUES {} \
+             ON CONFLICT (tenant_id, data_set, user_id) DO UPDATE SET import_id = excluded.import_id, updated_at = excluded.updated_at",
+            values.join(", ")
+        );
+        let mut q = tx
+            .query(&sql)
+            .bind(data_set.to_owned())
+            .bind(importer.import_id.to_owned())
+            .bind(now);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        q.execute(tx.conn()).await?;
+    }
     Ok(())
 }
 
