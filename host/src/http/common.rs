@@ -328,3 +328,19 @@ pub fn rules_context(caller: &crate::auth::Caller) -> crate::learning::automatio
         caller.grants.reach(crate::scope::Permission::UsersWrite),
     )
 }
+
+/// An uploaded body (an archive, a CSV file), or the error for one that was too large (`413`) or could not be
+/// read.
+pub fn upload(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
+        Err(e) => Err(ApiError::BadRequest {
+            code: "bad_body",
+            message: e.body_text(),
+            field: None,
+        }),
+    }
+}

@@ -73,17 +73,7 @@ async fn import_users(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<JobOut>)> {
     caller.require_tenant_wide(Permission::UsersWrite)?;
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::TooLarge),
-        Err(e) => {
-            return Err(ApiError::BadRequest {
-                code: "bad_body",
-                message: e.body_text(),
-                field: None,
-            });
-        }
-    };
+    let body = super::common::upload(body)?;
     if body.is_empty() {
         return Err(ApiError::invalid("body", "send the CSV file as the request body"));
     }

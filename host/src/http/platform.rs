@@ -320,17 +320,7 @@ async fn import(
     Query(p): Query<ImportParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::TooLarge),
-        Err(e) => {
-            return Err(ApiError::BadRequest {
-                code: "bad_body",
-                message: e.body_text(),
-                field: None,
-            });
-        }
-    };
+    let body = super::common::upload(body)?;
     if body.is_empty() {
         return Err(ApiError::invalid(
             "body",
