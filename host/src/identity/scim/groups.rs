@@ -3,7 +3,7 @@
 //! out of a group stay in the academy.
 
 use super::filter::{Comparison, Op};
-use super::{Client, GROUP, MAX_KEPT_BYTES, ScimError, Window, get, rfc3339, text_of, version_of};
+use super::{Client, GROUP, MAX_KEPT_BYTES, ScimError, Window, get, text_of, version_of, with_meta};
 use crate::audit::{Change, record};
 use crate::db::{TenantTx, now_ms};
 use crate::directory::orgs::{self, NewOrg, OrgPatch};
@@ -60,16 +60,12 @@ impl Org {
                 .collect();
             obj.insert("members".into(), Value::Array(members));
         }
-        let mut group = Value::Object(obj);
-        let version = version_of(&group);
-        group["meta"] = json!({
-            "resourceType": "Group",
-            "created": rfc3339(self.created_at),
-            "lastModified": rfc3339(self.updated_at),
-            "location": format!("{base}/Groups/{}", self.id),
-            "version": version,
-        });
-        group
+        with_meta(
+            Value::Object(obj),
+            "Group",
+            (self.created_at, self.updated_at),
+            format!("{base}/Groups/{}", self.id),
+        )
     }
 }
 

@@ -226,6 +226,19 @@ pub fn version_of(resource: &Value) -> String {
 
 pub(crate) use crate::db::rfc3339;
 
+/// A resource with its `meta`: its type, creation and last change (unix milliseconds), location, and version.
+pub(crate) fn with_meta(mut resource: Value, kind: &str, (created, modified): (i64, i64), location: String) -> Value {
+    let version = version_of(&resource);
+    resource["meta"] = json!({
+        "resourceType": kind,
+        "created": rfc3339(created),
+        "lastModified": rfc3339(modified),
+        "location": location,
+        "version": version,
+    });
+    resource
+}
+
 /// A page of resources: 1-based `start_index`, at most `count` (itself at most [`MAX_RESULTS`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Window {

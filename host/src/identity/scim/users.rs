@@ -2,7 +2,7 @@
 //! deactivate and deprovision accounts. Deprovisioning suspends; nothing here erases a person.
 
 use super::filter::{Comparison, Op};
-use super::{Client, ENTERPRISE, MAX_KEPT_BYTES, ScimError, USER, Window, get, key_of, rfc3339, text_of, version_of};
+use super::{Client, ENTERPRISE, MAX_KEPT_BYTES, ScimError, USER, Window, get, key_of, text_of, version_of, with_meta};
 use crate::audit::{Change, record};
 use crate::db::{TenantTx, now_ms};
 use crate::directory::accounts::{self, NewUser, UserPatch};
@@ -112,16 +112,12 @@ impl Account {
             schemas.push(json!(ENTERPRISE));
         }
         obj.insert("schemas".into(), Value::Array(schemas));
-        let mut user = Value::Object(obj);
-        let version = version_of(&user);
-        user["meta"] = json!({
-            "resourceType": "User",
-            "created": rfc3339(self.created_at),
-            "lastModified": rfc3339(self.updated_at),
-            "location": format!("{base}/Users/{}", self.id),
-            "version": version,
-        });
-        user
+        with_meta(
+            Value::Object(obj),
+            "User",
+            (self.created_at, self.updated_at),
+            format!("{base}/Users/{}", self.id),
+        )
     }
 }
 
